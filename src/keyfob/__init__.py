@@ -1,0 +1,96 @@
+"""keyfob: rotating refresh-token sessions for Python web apps.
+
+    from keyfob import Settings, SessionManager, open_store
+
+Importing keyfob pulls in no web framework, HTTP client or database driver.
+"""
+
+from __future__ import annotations
+
+from .core.clock import Clock, SystemClock
+from .core.models import (
+    DeviceInfo,
+    EventKind,
+    Principal,
+    ReuseRule,
+    RevokeReason,
+    SecurityEvent,
+    Session,
+    TokenPair,
+    User,
+)
+from .core.refresh_tokens import RefreshToken
+from .exceptions import (
+    AccessTokenRevoked,
+    AuthenticationFailed,
+    BadSignature,
+    ConfigurationError,
+    ExpiredAccessToken,
+    InvalidClaims,
+    InvalidGrant,
+    InvalidToken,
+    KeyfobError,
+    MalformedAccessToken,
+    MalformedToken,
+    PermissionDenied,
+    SessionExpired,
+    SessionNotFound,
+    SessionRevoked,
+    StoreError,
+    StoreIntegrityError,
+    StoreUnavailable,
+    TokenReused,
+    UserError,
+    UserExists,
+    UserNotFound,
+    WeakPassword,
+)
+from .manager import ReuseHook, SessionManager
+from .settings import Secret, Settings
+from .store import Store, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessTokenRevoked",
+    "AuthenticationFailed",
+    "BadSignature",
+    "Clock",
+    "ConfigurationError",
+    "DeviceInfo",
+    "EventKind",
+    "ExpiredAccessToken",
+    "InvalidClaims",
+    "InvalidGrant",
+    "InvalidToken",
+    "KeyfobError",
+    "MalformedAccessToken",
+    "MalformedToken",
+    "PermissionDenied",
+    "Principal",
+    "RefreshToken",
+    "ReuseHook",
+    "ReuseRule",
+    "RevokeReason",
+    "Secret",
+    "SecurityEvent",
+    "Session",
+    "SessionExpired",
+    "SessionManager",
+    "SessionNotFound",
+    "SessionRevoked",
+    "Settings",
+    "Store",
+    "StoreError",
+    "StoreIntegrityError",
+    "StoreUnavailable",
+    "SystemClock",
+    "TokenPair",
+    "TokenReused",
+    "User",
+    "UserError",
+    "UserExists",
+    "UserNotFound",
+    "WeakPassword",
+    "open_store",
+]

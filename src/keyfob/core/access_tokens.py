@@ -1,0 +1,384 @@
+"""RFC 9068 access tokens: JWTs with ``typ: at+jwt``, signed with the issuer's key set.
+
+This is the only module that imports the JOSE library (PyJWT). keyfob parses the
+compact serialization itself and hands PyJWT's algorithm objects the prepared
+``cryptography`` key: PyJWT's own ``jwt.decode`` spends more time checking base64 one
+character at a time than keyfob's whole parse, and verification is the hot path of every
+protected request (numbers in docs/dependencies.md, from bench/jose_compare.py).
+
+Verification refuses, in this order and before any work the token did not pay for
+(spec §7):
+
+1. anything that is not text of at most ``max_token_bytes`` in three strict base64url
+   segments (``MalformedAccessToken``);
+2. a header that is not a JSON object, that carries a key or a key URL (``jwk``, ``jku``,
+   ``x5c``, ``x5u``) or ``crit``/``b64``, whose ``alg`` is not on the allow-list (so never
+   ``none`` or ``HS*``) or whose ``typ`` is not ``at+jwt`` (``MalformedAccessToken``);
+3. a ``kid`` that names no key published at ``now`` — keys are only looked up, never
+   fetched — or an ``alg`` that is not that key's own (``BadSignature``);
+4. a signature that does not verify (``BadSignature``);
+5. claims: ``iss``, ``aud`` and the required string claims (``InvalidClaims``), then
+   ``exp``, ``nbf`` and ``iat`` with a bounded leeway (``ExpiredAccessToken``).
+
+Nothing else escapes: any input at all ends in a :class:`~keyfob.exceptions.InvalidToken`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import secrets
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, NoReturn
+
+from cryptography.exceptions import InvalidSignature
+from jwt.algorithms import Algorithm, get_default_algorithms
+
+from ..exceptions import (
+    BadSignature,
+    ConfigurationError,
+    ExpiredAccessToken,
+    InvalidClaims,
+    MalformedAccessToken,
+)
+from .keys import ALGORITHMS, KeyLookup, PublicKey, SigningKey, VerifyingKey
+
+__all__ = [
+    "ACCESS_TOKEN_TYP",
+    "MAX_LEEWAY",
+    "AccessClaims",
+    "AccessTokenSigner",
+    "AccessTokenVerifier",
+    "VerifiedJWS",
+    "verify_jws",
+    "verify_signature",
+]
+
+#: The ``typ`` header of RFC 9068 access tokens (a media type; S105 mistakes it for a password).
+ACCESS_TOKEN_TYP: Final = "at+jwt"
+#: Accepted spellings of ``typ`` (RFC 9068 §4 / RFC 7515 §4.1.9), compared in lower case.
+_AT_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
+#: The largest clock leeway a verifier accepts: more would make ``exp`` meaningless.
+MAX_LEEWAY: Final = 300.0
+
+# PyJWT's algorithm objects for exactly the algorithms keyfob allows; ``none`` and the
+# HMAC family are not even reachable from here.
+_ALGORITHMS: Final[Mapping[str, Algorithm]] = {
+    name: impl for name, impl in get_default_algorithms().items() if name in ALGORITHMS
+}
+# Header members that would make the token choose its own key or extend the processing
+# rules: keyfob only looks keys up in its own key set (spec §7), so they are refused.
+_FORBIDDEN_HEADERS: Final = frozenset({"jku", "jwk", "x5u", "x5c", "crit", "b64"})
+# Three non-empty base64url segments; also keeps every non-ASCII character out.
+_COMPACT: Final = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+# RFC 6749 §3.3 scope-token: printable ASCII without space, '"' or '\'.
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+# A final base64url character carries 4 (len % 4 == 2) or 2 (== 3) padding bits that must
+# be zero; otherwise one byte string has several encodings (a malleable token text).
+_B64_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_CANONICAL_LAST: Final = {
+    2: frozenset(_B64_ALPHABET[::16]),
+    3: frozenset(_B64_ALPHABET[::4]),
+}
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python extensions, not JSON
+
+
+_JSON_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+_JSON_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(segment: str) -> bytes:
+    """Decode one segment already known to hold base64url characters only."""
+    rem = len(segment) % 4
+    if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
+        raise MalformedAccessToken("the token is not canonical base64url")
+    try:
+        return base64.urlsafe_b64decode(segment + "==="[: (4 - rem) % 4])
+    except (binascii.Error, ValueError) as exc:  # pragma: no cover - excluded above
+        raise MalformedAccessToken("the token is not base64url") from exc
+
+
+def _json_object(data: bytes, part: str) -> dict[str, object]:
+    try:
+        value = _JSON_DECODER.decode(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, > 4300-digit numbers
+        raise MalformedAccessToken(f"the token {part} is not JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedAccessToken(f"the token {part} is not a JSON object")
+    return value
+
+
+def verify_signature(
+    alg: str, public_key: PublicKey, signing_input: bytes, signature: bytes
+) -> bool:
+    """Whether ``signature`` (JWS form: R‖S for ES256) is ``alg``'s signature of the input.
+
+    The one primitive every token verification goes through; ``alg`` must be one of
+    :data:`~keyfob.core.keys.ALGORITHMS`.
+    """
+    try:
+        return _ALGORITHMS[alg].verify(signing_input, public_key, signature)
+    except (InvalidSignature, ValueError, TypeError):
+        # PyJWT already answers False for a bad signature; a malformed one must not
+        # surface as a foreign exception either.
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedJWS:
+    """A compact JWS whose header passed the policy and whose signature verified."""
+
+    header: Mapping[str, object]
+    payload: bytes
+    key: VerifyingKey
+
+
+def verify_jws(
+    token: object,
+    *,
+    keys: KeyLookup,
+    now: float,
+    algorithms: Collection[str] = ALGORITHMS,
+    max_token_bytes: int = 8192,
+    typ: Collection[str] | None = None,
+) -> VerifiedJWS:
+    """Verify a JWS compact serialization under keyfob's header policy (steps 1-4 above).
+
+    ``typ``, when given, is the set of accepted ``typ`` values in lower case; the claims
+    are left to the caller. :class:`AccessTokenVerifier` is this plus RFC 9068 claims.
+    """
+    if type(token) is not str:
+        raise MalformedAccessToken("an access token is text")
+    if len(token) > max_token_bytes:
+        # Before decoding anything: an oversized token costs one length check.
+        raise MalformedAccessToken("the access token is too long")
+    parts = _COMPACT.fullmatch(token)
+    if parts is None:
+        raise MalformedAccessToken("the access token is not a compact JWS")
+    header_b64, payload_b64, signature_b64 = parts.groups()
+
+    header = _json_object(_b64decode(header_b64), "header")
+    if not _FORBIDDEN_HEADERS.isdisjoint(header):
+        raise MalformedAccessToken("the token header names its own key or critical extensions")
+    alg = header.get("alg")
+    if type(alg) is not str or alg not in algorithms or alg not in _ALGORITHMS:
+        raise MalformedAccessToken("the token algorithm is not allowed")
+    if typ is not None:
+        token_typ = header.get("typ")
+        if type(token_typ) is not str or token_typ.lower() not in typ:
+            raise MalformedAccessToken("the token type is not at+jwt")
+
+    kid = header.get("kid")
+    key = keys.verifying_key(kid, now) if type(kid) is str else None
+    if key is None:
+        raise BadSignature("no published key has the token's kid")
+    if key.alg != alg:
+        # The key decides the algorithm, never the token (no algorithm confusion).
+        raise BadSignature("the token algorithm is not its key's algorithm")
+    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+    if not verify_signature(alg, key.public_key, signing_input, _b64decode(signature_b64)):
+        raise BadSignature("the token signature does not verify")
+    return VerifiedJWS(header, _b64decode(payload_b64), key)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """The verified claims of an access token."""
+
+    sub: str
+    sid: str
+    client_id: str
+    scope: frozenset[str]
+    jti: str
+    iss: str
+    aud: str
+    iat: int
+    exp: int
+    #: The whole payload, for claims keyfob does not interpret.
+    raw: Mapping[str, object]
+
+
+def _string_claim(claims: Mapping[str, object], name: str) -> str:
+    value = claims.get(name)
+    if type(value) is not str or not value:
+        raise InvalidClaims(f"the token has no valid {name!r} claim")
+    return value
+
+
+def _time_claim(claims: Mapping[str, object], name: str) -> int | float | None:
+    if name not in claims:
+        return None
+    value = claims[name]
+    # bool is an int subclass and inf a float: neither is a NumericDate.
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return value
+    raise InvalidClaims(f"the token's {name!r} claim is not a number")
+
+
+class AccessTokenSigner:
+    """Builds RFC 9068 access tokens for one issuer and audience."""
+
+    __slots__ = ("_audience", "_headers", "_issuer", "_ttl")
+
+    def __init__(self, *, issuer: str, audience: str, ttl: float) -> None:
+        if not issuer or not audience:
+            raise ConfigurationError("access tokens need an issuer and an audience")
+        if not ttl > 0:
+            raise ConfigurationError("the access-token lifetime must be positive")
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl
+        # kid -> encoded header segment, built once per key.
+        self._headers: dict[str, str] = {}
+
+    def _header(self, key: SigningKey) -> str:
+        segment = self._headers.get(key.kid)
+        if segment is None:
+            header = {"alg": key.alg, "typ": ACCESS_TOKEN_TYP, "kid": key.kid}
+            segment = _b64encode(_JSON_ENCODER.encode(header).encode())
+            self._headers[key.kid] = segment
+        return segment
+
+    def sign(
+        self,
+        key: SigningKey,
+        *,
+        sub: str,
+        sid: str,
+        client_id: str,
+        scope: Iterable[str] | str,
+        now: float,
+        jti: str | None = None,
+    ) -> str:
+        """A signed access token for ``sub``'s session ``sid``, valid for ``ttl`` from now."""
+        if not key.can_sign(now):
+            # Publish-before-sign (spec §3 item 6): a key signs only inside its window.
+            raise ConfigurationError(f"signing key {key.kid} does not sign at this time")
+        scopes = scope.split() if isinstance(scope, str) else sorted(set(scope))
+        scope_text = " ".join(scopes)
+        if not all(_SCOPE_TOKEN.fullmatch(s) for s in scopes):
+            raise ValueError("a scope token is printable ASCII without spaces, quotes or '\\'")
+        if not (sub and sid and client_id):
+            raise ValueError("sub, sid and client_id cannot be empty")
+        iat = int(now)
+        claims = {
+            "iss": self._issuer,
+            "sub": sub,
+            "aud": self._audience,
+            "exp": int(now + self._ttl),
+            "iat": iat,
+            "jti": jti or secrets.token_urlsafe(16),
+            "client_id": client_id,
+            "sid": sid,
+            "scope": scope_text,
+        }
+        signing_input = f"{self._header(key)}.{_b64encode(_JSON_ENCODER.encode(claims).encode())}"
+        signature = _ALGORITHMS[key.alg].sign(signing_input.encode("ascii"), key.private_key)
+        return f"{signing_input}.{_b64encode(signature)}"
+
+
+class AccessTokenVerifier:
+    """Checks access tokens against a key set, an issuer and an audience, with no I/O."""
+
+    __slots__ = ("_algorithms", "_audience", "_issuer", "_keys", "_leeway", "_max_token_bytes")
+
+    def __init__(
+        self,
+        keys: KeyLookup,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Sequence[str] = ALGORITHMS,
+        leeway: float = 30,
+        max_token_bytes: int = 8192,
+    ) -> None:
+        unknown = set(algorithms) - set(ALGORITHMS)
+        if unknown or not algorithms:
+            # Refused here, not at the first token: "none" or "HS256" is never an option.
+            raise ConfigurationError(f"algorithms must be a non-empty subset of {ALGORITHMS}")
+        if not 0 <= leeway <= MAX_LEEWAY:
+            raise ConfigurationError(f"the leeway must be between 0 and {MAX_LEEWAY:g} seconds")
+        if max_token_bytes < 256:
+            raise ConfigurationError("max_token_bytes is too small for any access token")
+        if not issuer or not audience:
+            raise ConfigurationError("a verifier needs an issuer and an audience")
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._algorithms = frozenset(algorithms)
+        self._leeway = float(leeway)
+        self._max_token_bytes = max_token_bytes
+
+    def with_keys(self, keys: KeyLookup) -> AccessTokenVerifier:
+        """The same policy over a new key set (after a rotation or a JWKS refresh)."""
+        return AccessTokenVerifier(
+            keys,
+            issuer=self._issuer,
+            audience=self._audience,
+            algorithms=tuple(self._algorithms),
+            leeway=self._leeway,
+            max_token_bytes=self._max_token_bytes,
+        )
+
+    def verify(self, token: str, *, now: float) -> AccessClaims:
+        """The claims of a valid token; any other input raises an ``InvalidToken``."""
+        jws = verify_jws(
+            token,
+            keys=self._keys,
+            now=now,
+            algorithms=self._algorithms,
+            max_token_bytes=self._max_token_bytes,
+            typ=_AT_TYPES,
+        )
+        claims = _json_object(jws.payload, "payload")
+
+        if claims.get("iss") != self._issuer:
+            raise InvalidClaims("the token was issued by another issuer")
+        aud = claims.get("aud")
+        if not (aud == self._audience or (type(aud) is list and self._audience in aud)):
+            raise InvalidClaims("the token is meant for another audience")
+        sub = _string_claim(claims, "sub")
+        sid = _string_claim(claims, "sid")
+        client_id = _string_claim(claims, "client_id")
+        jti = _string_claim(claims, "jti")
+        scope = claims.get("scope")
+        if type(scope) is not str:
+            raise InvalidClaims("the token has no valid 'scope' claim")
+
+        exp = _time_claim(claims, "exp")
+        iat = _time_claim(claims, "iat")
+        if exp is None or iat is None:
+            raise InvalidClaims("the token has no 'exp' or no 'iat' claim")
+        nbf = _time_claim(claims, "nbf")
+        leeway = self._leeway
+        if now - leeway >= exp:
+            raise ExpiredAccessToken("the access token has expired")
+        if iat > now + leeway or (nbf is not None and nbf > now + leeway):
+            raise ExpiredAccessToken("the access token is not valid yet")
+
+        return AccessClaims(
+            sub=sub,
+            sid=sid,
+            client_id=client_id,
+            scope=frozenset(scope.split()),
+            jti=jti,
+            iss=self._issuer,
+            aud=self._audience,
+            iat=int(iat),
+            exp=int(exp),
+            raw=claims,
+        )
+
+    def __repr__(self) -> str:
+        return f"AccessTokenVerifier(issuer={self._issuer!r}, audience={self._audience!r})"

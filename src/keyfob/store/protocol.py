@@ -1,0 +1,131 @@
+"""The ``Store`` protocol, composed of small protocols (one per kind of record).
+
+Every operation is an atomic domain operation: a refresh is :meth:`SessionStore.rotate`,
+one conditional update, never a read followed by a write (style.md §6). Every backend
+translates its driver's errors into :class:`keyfob.exceptions.StoreUnavailable`, so
+"store down → 503, nothing half-rotated" depends on one type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..core.keys import KeyRecord
+from ..core.models import EventKind, SecurityEvent, Session, User
+
+__all__ = [
+    "EventStore",
+    "KeyStore",
+    "RevokedSession",
+    "SessionStore",
+    "Store",
+    "UserStore",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedSession:
+    """A revocation, as other processes learn of it (for the revoked-sid set)."""
+
+    sid: str
+    revoked_at: float
+    #: After this no access token of the session can be valid anyway.
+    absolute_expires_at: float
+
+
+class SessionStore(Protocol):
+    async def create_session(self, session: Session) -> None:
+        """Insert a new session; its sid is new (random 128 bits)."""
+
+    async def rotate(
+        self, sid: str, *, counter: int, secret_hash: bytes, now: float, idle_ttl: float
+    ) -> Session | None:
+        """Atomically move the session from ``counter`` to ``counter + 1``.
+
+        Only when the session exists with that counter and secret hash, is not
+        revoked, and is before both deadlines at ``now``. Sets ``rotated_at`` and
+        ``last_used_at`` to ``now`` and the idle deadline to
+        ``min(now + idle_ttl, absolute_expires_at)``. Returns the updated session, or
+        ``None`` when nothing matched (then nothing changed). Of concurrent callers
+        with the same counter, exactly one gets a session.
+        """
+
+    async def get_session(self, sid: str) -> Session | None: ...
+
+    async def revoke_session(
+        self, sid: str, *, now: float, reason: str, user_id: str | None = None
+    ) -> Session | None:
+        """Revoke one live session (of ``user_id``, when given). Returns it if this call
+        revoked it; ``None`` if it did not exist, was not the user's, or was revoked already."""
+
+    async def revoke_user_sessions(
+        self, user_id: str, *, now: float, reason: str, except_sid: str | None = None
+    ) -> list[str]:
+        """Revoke every unrevoked session of the user (but one); return the sids revoked."""
+
+    async def list_sessions(self, user_id: str, *, now: float) -> list[Session]:
+        """The user's live sessions (not revoked, not expired), newest first."""
+
+    async def revoked_since(self, since: float, *, now: float) -> list[RevokedSession]:
+        """Sessions revoked at or after ``since`` whose absolute deadline is still ahead."""
+
+    async def purge_sessions(self, *, now: float, revoked_before: float, limit: int) -> int:
+        """Delete up to ``limit`` sessions that expired, or were revoked before
+        ``revoked_before``; return how many went."""
+
+    async def count_sessions(self) -> int: ...
+
+
+class UserStore(Protocol):
+    async def create_user(self, user: User) -> None:
+        """Insert a user; :class:`keyfob.exceptions.UserExists` if the username is taken."""
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    async def get_user_by_name(self, username: str) -> User | None: ...
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
+
+    async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[User]: ...
+
+
+class EventStore(Protocol):
+    async def record_event(self, event: SecurityEvent) -> None: ...
+
+    async def list_events(
+        self,
+        *,
+        limit: int = 100,
+        kind: EventKind | None = None,
+        user_id: str | None = None,
+        sid: str | None = None,
+        before_id: int | None = None,
+    ) -> list[SecurityEvent]:
+        """Newest first; ``before_id`` pages backwards."""
+
+
+class KeyStore(Protocol):
+    async def load_keys(self) -> list[KeyRecord]: ...
+
+    async def save_keys(self, records: Sequence[KeyRecord]) -> None:
+        """Insert or replace the given key records in one transaction."""
+
+    async def delete_keys(self, kids: Sequence[str]) -> None: ...
+
+
+@runtime_checkable
+class Store(SessionStore, UserStore, EventStore, KeyStore, Protocol):
+    """Everything keyfob persists. Obtain one with :func:`keyfob.store.open_store`."""
+
+    #: The URL scheme this store serves (``memory``, ``sqlite``, ``postgresql``).
+    scheme: str
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names of those applied."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,45 @@
+"""Public test helpers: test your protected routes without a database or real time.
+
+    from keyfob.testing import FAST_SETTINGS, FrozenClock, MemoryStore
+
+    clock = FrozenClock()
+    manager = SessionManager(FAST_SETTINGS, MemoryStore(), clock=clock)
+    ...
+    clock.advance(11)   # past the default grace window
+
+``FAST_SETTINGS`` uses argon2's cheapest profile and a fixed secret. Only for testing!
+"""
+
+from __future__ import annotations
+
+from .core.clock import Clock
+from .settings import FAST_SETTINGS_OVERRIDES, Settings
+from .store.memory import MemoryStore
+
+__all__ = ["FAST_SETTINGS", "Clock", "FrozenClock", "MemoryStore"]
+
+#: Settings for tests: memory store, cheapest argon2, a fixed secret. Only for testing!
+FAST_SETTINGS = Settings(**FAST_SETTINGS_OVERRIDES)
+
+
+class FrozenClock:
+    """A clock that moves only when told to."""
+
+    __slots__ = ("_now",)
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self._now = float(now)
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward and return the new time."""
+        self._now += seconds
+        return self._now
+
+    def set(self, now: float) -> None:
+        self._now = float(now)
+
+    def __repr__(self) -> str:
+        return f"FrozenClock({self._now!r})"

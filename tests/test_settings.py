@@ -1,0 +1,110 @@
+"""Settings: durations, environment variables, masking, and the deployment secret."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from keyfob import ConfigurationError, Secret, Settings
+from keyfob.settings import load_deployment_secret, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("900", 900),
+        ("15m", 900),
+        ("7d", 604800),
+        ("10s", 10),
+        ("2h", 7200),
+        ("1w", 604800),
+        ("0", 0),
+        ("1.5m", 90),
+    ],
+)
+def test_durations(text: str, seconds: float) -> None:
+    """Durations are seconds or a number with a unit suffix."""
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "15 minutes", "-1", "m", "1y", "abc"])
+def test_bad_durations(bad: str) -> None:
+    """A duration that cannot be read is a ConfigurationError with an example in the message."""
+    with pytest.raises(ConfigurationError, match="15m"):
+        parse_duration(bad)
+
+
+def test_from_env_reads_the_documented_names() -> None:
+    """KEYFOB_* variables fill the settings with the spec's names and units."""
+    env = {
+        "KEYFOB_STORE_URL": "sqlite:///x.db",
+        "KEYFOB_ACCESS_TTL": "5m",
+        "KEYFOB_IDLE_TTL": "1d",
+        "KEYFOB_ABSOLUTE_TTL": "2d",
+        "KEYFOB_GRACE": "0",
+        "KEYFOB_REUSE_POLICY": "user",
+        "KEYFOB_SIGNING_ALG": "EdDSA",
+        "KEYFOB_ALLOWED_ORIGINS": "https://a.example, https://b.example/",
+        "KEYFOB_INSECURE_DEV_COOKIES": "true",
+        "KEYFOB_SECRET": "s" * 40,
+        "KEYFOB_ISSUER": "https://auth.example",
+    }
+    s = Settings.from_env(environ=env)
+    assert (s.access_ttl, s.idle_ttl, s.absolute_ttl, s.grace) == (300, 86400, 172800, 0)
+    assert s.reuse_policy == "user" and s.signing_alg == "EdDSA"
+    assert s.allowed_origins == ("https://a.example", "https://b.example")
+    assert s.insecure_dev_cookies is True
+    assert s.effective_audience == "https://auth.example"
+
+
+def test_bad_choice_is_refused() -> None:
+    """An unknown algorithm or policy names the allowed values."""
+    with pytest.raises(ConfigurationError, match="ES256"):
+        Settings(signing_alg="HS256")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="session"):
+        Settings.from_env(environ={"KEYFOB_REUSE_POLICY": "everyone"})
+
+
+def test_settings_are_frozen_and_secrets_masked() -> None:
+    """Settings cannot be changed in place and never print the secret."""
+    s = Settings(secret=Secret("x" * 40))
+    with pytest.raises(AttributeError):
+        s.grace = 5  # type: ignore[misc]
+    assert "x" * 40 not in repr(s)
+    assert "x" * 40 not in str(s.secret)
+
+
+def test_secret_generated_once_beside_sqlite(tmp_path: Path) -> None:
+    """Without a secret, SQLite gets one generated once into a 0600 file beside the database."""
+    s = Settings(store_url=f"sqlite:///{tmp_path}/keyfob.db")
+    first = load_deployment_secret(s)
+    path = tmp_path / "keyfob.db.secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_deployment_secret(s) == first
+    assert len(first[0]) >= 32
+
+
+def test_secret_required_for_postgres() -> None:
+    """PostgreSQL needs an explicit secret: instances must share it."""
+    with pytest.raises(ConfigurationError, match="KEYFOB_SECRET"):
+        load_deployment_secret(Settings(store_url="postgresql://localhost/keyfob"))
+
+
+def test_secret_file_and_previous_secrets(tmp_path: Path) -> None:
+    """A secret file is read; previous secrets follow the current one."""
+    f = tmp_path / "secret"
+    f.write_text("f" * 40 + "\n")
+    os.chmod(f, 0o600)
+    s = Settings(secret_file=str(f), previous_secrets=(Secret("p" * 40),))
+    assert load_deployment_secret(s) == [b"f" * 40, b"p" * 40]
+
+
+def test_short_or_missing_secret_is_refused(tmp_path: Path) -> None:
+    """A too-short secret or an unreadable secret file is a ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="32 bytes"):
+        load_deployment_secret(Settings(secret=Secret("short")))
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_deployment_secret(Settings(secret_file=str(tmp_path / "missing")))
