@@ -110,6 +110,7 @@ class SessionManager:
         )
         self.revoked = RevokedSids()
         self._revocations_synced_at: float | None = None
+        self._revocation_marker: object = None
 
     def __repr__(self) -> str:
         return f"SessionManager(store={self.store!r})"
@@ -359,6 +360,19 @@ class SessionManager:
             expires_at=claims.exp,
             token_id=claims.jti,
         )
+
+    async def verify_access_token_fresh(self, token: str) -> Principal:
+        """:meth:`verify_access_token`, after pulling in revocations made by other
+        processes if the store says there may be any (a cheap, non-blocking check).
+
+        Protected routes of a multi-process server use this, so a session revoked
+        through one worker is refused by every worker at once.
+        """
+        marker = self.store.revocation_marker()
+        if marker != self._revocation_marker:
+            await self.sync_revocations()
+            self._revocation_marker = marker
+        return self.verify_access_token(token)
 
     def jwks(self) -> dict[str, object]:
         """The public keys to publish at ``/.well-known/jwks.json``."""

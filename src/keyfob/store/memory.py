@@ -120,6 +120,11 @@ class MemoryStore:
     async def count_sessions(self) -> int:
         return len(self._sessions)
 
+    def revocation_marker(self) -> object:
+        # Every revocation goes through this process's manager, which records it at once.
+        # Managers sharing one MemoryStore (tests) call sync_revocations() themselves.
+        return None
+
     # users
 
     async def create_user(self, user: User) -> None:

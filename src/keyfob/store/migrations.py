@@ -11,6 +11,10 @@ A database that records a migration this code does not have (it was written by a
 keyfob) is refused rather than guessed at.
 """
 
+# S608 flags SQL built with f-strings; here only the ledger's own table name and the
+# driver's placeholders are spliced in, never a value.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 import re
@@ -81,7 +85,9 @@ def load_migrations(dialect: str) -> list[Migration]:
             continue
         match = _FILE_NAME.match(entry.name)
         if match is None:
-            raise ValueError(f"badly named migration {dialect}/{entry.name} (expected NNNN_name.sql)")
+            raise ValueError(
+                f"badly named migration {dialect}/{entry.name} (expected NNNN_name.sql)"
+            )
         found.append(
             Migration(
                 version=int(match.group(1)),
@@ -93,7 +99,9 @@ def load_migrations(dialect: str) -> list[Migration]:
     expected = list(range(1, len(found) + 1))
     if [m.version for m in found] != expected:
         names = ", ".join(m.name for m in found)
-        raise ValueError(f"{dialect} migrations must be numbered 0001, 0002, … without gaps: {names}")
+        raise ValueError(
+            f"{dialect} migrations must be numbered 0001, 0002, … without gaps: {names}"
+        )
     return found
 
 

@@ -77,6 +77,12 @@ class SessionStore(Protocol):
 
     async def count_sessions(self) -> int: ...
 
+    def revocation_marker(self) -> object:
+        """A cheap, non-blocking value that changes when another process may have revoked
+        a session since the last call (e.g. SQLite's ``PRAGMA data_version``, a counter
+        bumped by PostgreSQL ``NOTIFY``). Safe to call on the event loop for every
+        protected request; stores with no other writers return a constant."""
+
 
 class UserStore(Protocol):
     async def create_user(self, user: User) -> None:

@@ -31,6 +31,28 @@ CREATE INDEX sessions_by_revoked_at ON sessions (revoked_at) WHERE revoked_at IS
 -- The purge of expired sessions: the same expression as Session.expires_at().
 CREATE INDEX sessions_by_expiry ON sessions (min(idle_expires_at, absolute_expires_at));
 
+-- A counter that every revocation moves, in the same statement (by trigger), so other
+-- processes learn cheaply that they should re-read the revoked sessions
+-- (Store.revocation_marker). Rotations do not touch revoked_at, so they never fire it.
+CREATE TABLE revocation_epoch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  INTEGER NOT NULL
+);
+
+INSERT INTO revocation_epoch (id, n) VALUES (1, 0);
+
+CREATE TRIGGER sessions_revoked AFTER UPDATE OF revoked_at ON sessions
+WHEN OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+BEGIN
+    UPDATE revocation_epoch SET n = n + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER sessions_inserted_revoked AFTER INSERT ON sessions
+WHEN NEW.revoked_at IS NOT NULL
+BEGIN
+    UPDATE revocation_epoch SET n = n + 1 WHERE id = 1;
+END;
+
 -- username_key is the casefolded username: names are unique case-insensitively for all
 -- of Unicode (COLLATE NOCASE folds ASCII only), like the memory store.
 CREATE TABLE users (
