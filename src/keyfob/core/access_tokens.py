@@ -1,10 +1,11 @@
 """RFC 9068 access tokens: JWTs with ``typ: at+jwt``, signed with the issuer's key set.
 
-This is the only module that imports the JOSE library (PyJWT). keyfob parses the
-compact serialization itself and hands PyJWT's algorithm objects the prepared
-``cryptography`` key: PyJWT's own ``jwt.decode`` spends more time checking base64 one
-character at a time than keyfob's whole parse, and verification is the hot path of every
-protected request (numbers in docs/dependencies.md, from bench/jose_compare.py).
+keyfob reads and writes the JWS compact serialization itself and signs and verifies with
+``cryptography`` directly, through the three JWA algorithms it allows (RFC 7518 §3.3-3.4,
+RFC 8037). Both JOSE libraries were measured for this hot path (bench/jose_compare.py,
+docs/dependencies.md): even PyJWT's lowest layer rebuilds its ``cryptography`` parameter
+objects on every call, which alone costs more than keyfob's whole header check. The
+Wycheproof vectors (tests/core/test_wycheproof.py) run against the functions here.
 
 Verification refuses, in this order and before any work the token did not pay for
 (spec §7):
@@ -31,12 +32,19 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, NoReturn
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Final, NoReturn, cast
 
 from cryptography.exceptions import InvalidSignature
-from jwt.algorithms import Algorithm, get_default_algorithms
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from ..exceptions import (
     BadSignature,
@@ -45,7 +53,7 @@ from ..exceptions import (
     InvalidClaims,
     MalformedAccessToken,
 )
-from .keys import ALGORITHMS, KeyLookup, PublicKey, SigningKey, VerifyingKey
+from .keys import ALGORITHMS, KeyLookup, PrivateKey, PublicKey, SigningKey, VerifyingKey
 
 __all__ = [
     "ACCESS_TOKEN_TYP",
@@ -54,27 +62,24 @@ __all__ = [
     "AccessTokenSigner",
     "AccessTokenVerifier",
     "VerifiedJWS",
+    "sign_bytes",
     "verify_jws",
     "verify_signature",
 ]
 
-#: The ``typ`` header of RFC 9068 access tokens (a media type; S105 mistakes it for a password).
+#: The ``typ`` header of RFC 9068 access tokens.
 ACCESS_TOKEN_TYP: Final = "at+jwt"
 #: Accepted spellings of ``typ`` (RFC 9068 §4 / RFC 7515 §4.1.9), compared in lower case.
 _AT_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 #: The largest clock leeway a verifier accepts: more would make ``exp`` meaningless.
 MAX_LEEWAY: Final = 300.0
 
-# PyJWT's algorithm objects for exactly the algorithms keyfob allows; ``none`` and the
-# HMAC family are not even reachable from here.
-_ALGORITHMS: Final[Mapping[str, Algorithm]] = {
-    name: impl for name, impl in get_default_algorithms().items() if name in ALGORITHMS
-}
 # Header members that would make the token choose its own key or extend the processing
 # rules: keyfob only looks keys up in its own key set (spec §7), so they are refused.
 _FORBIDDEN_HEADERS: Final = frozenset({"jku", "jwk", "x5u", "x5c", "crit", "b64"})
-# Three non-empty base64url segments; also keeps every non-ASCII character out.
-_COMPACT: Final = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+# Three base64url segments (only the payload may be empty, RFC 7515 §7.1); this also keeps
+# every non-ASCII character out.
+_COMPACT: Final = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]+)")
 # RFC 6749 §3.3 scope-token: printable ASCII without space, '"' or '\'.
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 # A final base64url character carries 4 (len % 4 == 2) or 2 (== 3) padding bits that must
@@ -123,20 +128,88 @@ def _json_object(data: bytes, part: str) -> dict[str, object]:
     return value
 
 
+@lru_cache(maxsize=64)
+def _header(segment: str) -> Mapping[str, object]:
+    # A pure function of its input, so caching it is always correct; every token one key
+    # signs has the same header, which then costs a dict lookup instead of a decode.
+    # Junk headers can only evict entries, and errors are never cached.
+    return MappingProxyType(_json_object(_b64decode(segment), "header"))
+
+
+# --- the three JWA algorithms -----------------------------------------------------------
+# Parameter objects are built once. PyJWT's algorithm layer builds new ones on every call,
+# which is most of what it adds to the raw operation (bench/jose_compare.py).
+_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
+_PKCS1V15: Final = padding.PKCS1v15()
+_SHA256: Final = hashes.SHA256()
+
+
+def _sign_es256(key: PrivateKey, data: bytes) -> bytes:
+    # JWS wants R‖S, 32 bytes each (RFC 7518 §3.4); cryptography speaks DER.
+    r, s = decode_dss_signature(cast(ec.EllipticCurvePrivateKey, key).sign(data, _ECDSA_SHA256))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def _sign_eddsa(key: PrivateKey, data: bytes) -> bytes:
+    return cast(ed25519.Ed25519PrivateKey, key).sign(data)
+
+
+def _sign_rs256(key: PrivateKey, data: bytes) -> bytes:
+    return cast(rsa.RSAPrivateKey, key).sign(data, _PKCS1V15, _SHA256)
+
+
+def _verify_es256(key: PublicKey, data: bytes, signature: bytes) -> None:
+    if len(signature) != 64:
+        raise InvalidSignature
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+    cast(ec.EllipticCurvePublicKey, key).verify(der, data, _ECDSA_SHA256)
+
+
+def _verify_eddsa(key: PublicKey, data: bytes, signature: bytes) -> None:
+    cast(ed25519.Ed25519PublicKey, key).verify(signature, data)
+
+
+def _verify_rs256(key: PublicKey, data: bytes, signature: bytes) -> None:
+    cast(rsa.RSAPublicKey, key).verify(signature, data, _PKCS1V15, _SHA256)
+
+
+# Keys reach these only through SigningKey / VerifyingKey, which pair alg and key type.
+_SIGN: Final[Mapping[str, Callable[[PrivateKey, bytes], bytes]]] = {
+    "ES256": _sign_es256,
+    "EdDSA": _sign_eddsa,
+    "RS256": _sign_rs256,
+}
+_VERIFY: Final[Mapping[str, Callable[[PublicKey, bytes, bytes], None]]] = {
+    "ES256": _verify_es256,
+    "EdDSA": _verify_eddsa,
+    "RS256": _verify_rs256,
+}
+
+
+def sign_bytes(key: SigningKey, data: bytes) -> bytes:
+    """``key``'s JWS signature (RFC 7518/8037 form) of ``data``."""
+    return _SIGN[key.alg](key.private_key, data)
+
+
 def verify_signature(
     alg: str, public_key: PublicKey, signing_input: bytes, signature: bytes
 ) -> bool:
     """Whether ``signature`` (JWS form: R‖S for ES256) is ``alg``'s signature of the input.
 
-    The one primitive every token verification goes through; ``alg`` must be one of
-    :data:`~keyfob.core.keys.ALGORITHMS`.
+    The one primitive every token verification goes through. An ``alg`` outside
+    :data:`~keyfob.core.keys.ALGORITHMS`, or a key of another type, verifies nothing.
     """
-    try:
-        return _ALGORITHMS[alg].verify(signing_input, public_key, signature)
-    except (InvalidSignature, ValueError, TypeError):
-        # PyJWT already answers False for a bad signature; a malformed one must not
-        # surface as a foreign exception either.
+    verify = _VERIFY.get(alg)
+    if verify is None:
         return False
+    try:
+        verify(public_key, signing_input, signature)
+    except (InvalidSignature, TypeError, ValueError, AttributeError):
+        # A malformed signature or a mismatched key must not escape as a foreign error.
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +235,7 @@ def verify_jws(
     ``typ``, when given, is the set of accepted ``typ`` values in lower case; the claims
     are left to the caller. :class:`AccessTokenVerifier` is this plus RFC 9068 claims.
     """
-    if type(token) is not str:
+    if not isinstance(token, str):
         raise MalformedAccessToken("an access token is text")
     if len(token) > max_token_bytes:
         # Before decoding anything: an oversized token costs one length check.
@@ -172,11 +245,11 @@ def verify_jws(
         raise MalformedAccessToken("the access token is not a compact JWS")
     header_b64, payload_b64, signature_b64 = parts.groups()
 
-    header = _json_object(_b64decode(header_b64), "header")
+    header = _header(header_b64)
     if not _FORBIDDEN_HEADERS.isdisjoint(header):
         raise MalformedAccessToken("the token header names its own key or critical extensions")
     alg = header.get("alg")
-    if type(alg) is not str or alg not in algorithms or alg not in _ALGORITHMS:
+    if type(alg) is not str or alg not in algorithms or alg not in _VERIFY:
         raise MalformedAccessToken("the token algorithm is not allowed")
     if typ is not None:
         token_typ = header.get("typ")
@@ -213,21 +286,26 @@ class AccessClaims:
     raw: Mapping[str, object]
 
 
-def _string_claim(claims: Mapping[str, object], name: str) -> str:
-    value = claims.get(name)
-    if type(value) is not str or not value:
-        raise InvalidClaims(f"the token has no valid {name!r} claim")
-    return value
+_REQUIRED_STRINGS: Final = ("sub", "sid", "client_id", "jti")
 
 
-def _time_claim(claims: Mapping[str, object], name: str) -> int | float | None:
-    if name not in claims:
-        return None
-    value = claims[name]
-    # bool is an int subclass and inf a float: neither is a NumericDate.
-    if type(value) is int or (type(value) is float and math.isfinite(value)):
-        return value
-    raise InvalidClaims(f"the token's {name!r} claim is not a number")
+def _is_numeric_date(value: object) -> bool:
+    # bool is an int subclass and inf a float: neither is a NumericDate (RFC 7519 §2).
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
+def _bad_claims(claims: Mapping[str, object]) -> InvalidClaims:
+    """Name the first required claim that is missing or has the wrong JSON type."""
+    for name in _REQUIRED_STRINGS:
+        value = claims.get(name)
+        if type(value) is not str or not value:
+            return InvalidClaims(f"the token has no valid {name!r} claim")
+    if type(claims.get("scope")) is not str:
+        return InvalidClaims("the token has no valid 'scope' claim")
+    for name in ("exp", "iat", "nbf"):
+        if (name in claims or name != "nbf") and not _is_numeric_date(claims.get(name)):
+            return InvalidClaims(f"the token has no valid {name!r} claim")
+    return InvalidClaims("the token's claims are invalid")  # pragma: no cover
 
 
 class AccessTokenSigner:
@@ -288,7 +366,7 @@ class AccessTokenSigner:
             "scope": scope_text,
         }
         signing_input = f"{self._header(key)}.{_b64encode(_JSON_ENCODER.encode(claims).encode())}"
-        signature = _ALGORITHMS[key.alg].sign(signing_input.encode("ascii"), key.private_key)
+        signature = sign_bytes(key, signing_input.encode("ascii"))
         return f"{signing_input}.{_b64encode(signature)}"
 
 
@@ -346,42 +424,58 @@ class AccessTokenVerifier:
             typ=_AT_TYPES,
         )
         claims = _json_object(jws.payload, "payload")
+        get = claims.get
 
-        if claims.get("iss") != self._issuer:
+        if get("iss") != self._issuer:
             raise InvalidClaims("the token was issued by another issuer")
-        aud = claims.get("aud")
-        if not (aud == self._audience or (type(aud) is list and self._audience in aud)):
+        aud = get("aud")
+        if aud != self._audience and not (type(aud) is list and self._audience in aud):
             raise InvalidClaims("the token is meant for another audience")
-        sub = _string_claim(claims, "sub")
-        sid = _string_claim(claims, "sid")
-        client_id = _string_claim(claims, "client_id")
-        jti = _string_claim(claims, "jti")
-        scope = claims.get("scope")
-        if type(scope) is not str:
-            raise InvalidClaims("the token has no valid 'scope' claim")
+        sub, sid, client_id, jti, scope = (
+            get("sub"),
+            get("sid"),
+            get("client_id"),
+            get("jti"),
+            get("scope"),
+        )
+        exp, iat, nbf = get("exp"), get("iat"), get("nbf")
+        # One combined test on the hot path; _bad_claims says which claim failed.
+        if not (
+            type(sub) is str
+            and sub
+            and type(sid) is str
+            and sid
+            and type(client_id) is str
+            and client_id
+            and type(jti) is str
+            and jti
+            and type(scope) is str
+            and _is_numeric_date(exp)
+            and _is_numeric_date(iat)
+            and (_is_numeric_date(nbf) or (nbf is None and "nbf" not in claims))
+        ):
+            raise _bad_claims(claims)
+        # Checked just above: numbers (int or finite float), nbf possibly absent.
+        exp_at, issued_at = cast(float, exp), cast(float, iat)
+        not_before = issued_at if nbf is None else max(issued_at, cast(float, nbf))
 
-        exp = _time_claim(claims, "exp")
-        iat = _time_claim(claims, "iat")
-        if exp is None or iat is None:
-            raise InvalidClaims("the token has no 'exp' or no 'iat' claim")
-        nbf = _time_claim(claims, "nbf")
         leeway = self._leeway
-        if now - leeway >= exp:
+        if now - leeway >= exp_at:
             raise ExpiredAccessToken("the access token has expired")
-        if iat > now + leeway or (nbf is not None and nbf > now + leeway):
+        if not_before > now + leeway:
             raise ExpiredAccessToken("the access token is not valid yet")
 
         return AccessClaims(
-            sub=sub,
-            sid=sid,
-            client_id=client_id,
-            scope=frozenset(scope.split()),
-            jti=jti,
-            iss=self._issuer,
-            aud=self._audience,
-            iat=int(iat),
-            exp=int(exp),
-            raw=claims,
+            sub,
+            sid,
+            client_id,
+            frozenset(scope.split()),
+            jti,
+            self._issuer,
+            self._audience,
+            int(issued_at),
+            int(exp_at),
+            claims,
         )
 
     def __repr__(self) -> str:

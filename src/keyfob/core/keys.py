@@ -26,8 +26,8 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -257,6 +257,9 @@ class VerifyingKey:
     alg: str
     public_key: PublicKey = field(repr=False)
 
+    def __post_init__(self) -> None:
+        _check_key(self.alg, self.public_key)  # the verifier trusts alg and key to match
+
 
 @dataclass(frozen=True, slots=True)
 class SigningKey:
@@ -265,6 +268,9 @@ class SigningKey:
     record: KeyRecord
     private_key: PrivateKey = field(repr=False)
     public_key: PublicKey = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_key(self.record.alg, self.private_key)  # the signer trusts alg and key to match
 
     @property
     def kid(self) -> str:
@@ -279,6 +285,7 @@ class SigningKey:
         return self.record.can_sign(now)
 
     def verifying_key(self) -> VerifyingKey:
+        """The public half, as the verifier uses it."""
         return VerifyingKey(self.record.kid, self.record.alg, self.public_key)
 
 
@@ -304,7 +311,7 @@ def generate_key(alg: str, *, now: float, activates_at: float, kek: bytes) -> Si
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    nonce = os.urandom(_NONCE_BYTES)
+    nonce = secrets.token_bytes(_NONCE_BYTES)
     record = KeyRecord(
         kid=kid,
         alg=alg,

@@ -1,0 +1,201 @@
+"""keyfob for FastAPI: the auth routes inside your app, and one dependency per route.
+
+    from fastapi import Depends, FastAPI
+    from keyfob import Principal, Settings
+    from keyfob.integrations.fastapi import KeyfobAuth, require_session
+
+    auth = KeyfobAuth.from_settings(Settings.from_env())
+    app = FastAPI(lifespan=auth.lifespan)   # starts and stops keyfob's SessionManager
+    auth.install(app)                       # /auth/*, /oauth/*, /.well-known/* in this app
+
+    @app.get("/things")
+    async def things(principal: Principal = Depends(require_session())):
+        return {"user": principal.user_id}
+
+How the pieces find each other:
+
+- :meth:`KeyfobAuth.from_settings` builds keyfob's own server app (``create_app``) and
+  keeps it; :meth:`KeyfobAuth.install` adds that app's routes to yours (the same route
+  objects, not a re-implementation), its error handler for keyfob's errors, and stores
+  the ``KeyfobAuth`` on ``app.state.keyfob_auth``.
+- :func:`require_session` reads ``request.app.state.keyfob_auth`` and verifies the bearer
+  access token locally: 401 (``invalid_token``) or 403 (``insufficient_scope``) as
+  RFC 6750 says, with a JSON ``{error, error_description}`` body.
+- A service that only *verifies* tokens issued elsewhere uses
+  ``KeyfobAuth(verifier).install(app)`` with any object that has
+  ``verify_access_token(token) -> Principal``; no routes are added.
+
+The routes stay at the paths keyfob serves them on (``/auth/...``), because the refresh
+cookie is scoped to ``Path=/auth``. The demo page (``/`` and ``/static``) is added only
+with ``install(app, demo_page=True)``; keyfob's ``/openapi.json`` never is (FastAPI has
+its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import FastAPI, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from ..core.clock import Clock
+from ..core.models import Principal
+from ..exceptions import (
+    ConfigurationError,
+    InvalidToken,
+    KeyfobError,
+    PermissionDenied,
+    StoreUnavailable,
+)
+from ..manager import ReuseHook, SessionManager
+from ..settings import Settings
+from ..store.protocol import Store
+from .starlette import TokenVerifier, error_response, verify_bearer
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["BearerError", "KeyfobAuth", "require_session"]
+
+#: The path prefixes of keyfob's API, added to the host app by ``install``.
+_API_PREFIXES = ("/auth/", "/oauth/", "/.well-known/")
+_DEMO_PATHS = ("/", "/static")
+
+# Only for the OpenAPI document (the lock icon in /docs); the header is read by keyfob.
+_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="keyfob",
+    description="An access token from keyfob's /auth/login, /auth/refresh or /oauth/token.",
+)
+
+
+class BearerError(HTTPException):
+    """A request refused by :func:`require_session`; rendered as RFC 6750 JSON.
+
+    An ``HTTPException``, so that even without keyfob's handler the status and the
+    ``WWW-Authenticate`` challenge come out right.
+    """
+
+    def __init__(self, error: KeyfobError, *, required_scopes: Iterable[str] = ()) -> None:
+        self.error = error
+        self.required_scopes = tuple(required_scopes)
+        self.response = error_response(error, required_scopes=self.required_scopes)
+        headers = {
+            name: self.response.headers[name]
+            for name in ("WWW-Authenticate", "Retry-After")
+            if name in self.response.headers
+        }
+        super().__init__(self.response.status_code, error.description, headers or None)
+
+
+async def _bearer_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BearerError)
+    return error_response(exc.error, required_scopes=exc.required_scopes)
+
+
+class KeyfobAuth:
+    """keyfob inside a FastAPI app: the verifier for :func:`require_session` and,
+    when built with :meth:`from_settings`, keyfob's routes and session manager."""
+
+    def __init__(self, verifier: TokenVerifier, *, server: Starlette | None = None) -> None:
+        if not isinstance(verifier, TokenVerifier):
+            raise TypeError("KeyfobAuth needs a SessionManager or a token verifier")
+        self.verifier = verifier
+        #: keyfob's own server app, whose routes ``install`` adds (None: verify only).
+        self.server = server
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        clock: Clock | None = None,
+        on_reuse: ReuseHook | None = None,
+    ) -> KeyfobAuth:
+        """keyfob's server (``create_app(settings, store, clock, on_reuse=...)``) for
+        mounting; needs the ``server`` extra as well as FastAPI."""
+        from ..server import create_app
+
+        server = create_app(settings, store, clock, on_reuse=on_reuse)
+        manager: SessionManager = server.state.manager
+        return cls(manager, server=server)
+
+    @property
+    def manager(self) -> SessionManager:
+        """The session manager (for admin actions in your own routes)."""
+        if not isinstance(self.verifier, SessionManager):
+            raise ConfigurationError("this KeyfobAuth only verifies tokens; it has no manager")
+        return self.verifier
+
+    @classmethod
+    def of(cls, app: Starlette) -> KeyfobAuth:
+        """The ``KeyfobAuth`` installed on ``app``."""
+        auth = getattr(app.state, "keyfob_auth", None)
+        if not isinstance(auth, KeyfobAuth):
+            raise ConfigurationError(
+                "keyfob is not installed on this app: call KeyfobAuth.install(app) first"
+            )
+        return auth
+
+    def install(self, app: FastAPI, *, demo_page: bool = False) -> None:
+        """Add keyfob's routes (when it has a server) and error handlers to ``app``."""
+        app.state.keyfob_auth = self
+        app.add_exception_handler(BearerError, _bearer_error_handler)
+        if self.server is None:
+            return
+        from ..server.errors import handle_keyfob_error
+
+        # keyfob's routes raise keyfob's errors; this app renders them as keyfob does.
+        app.add_exception_handler(KeyfobError, handle_keyfob_error)
+        for route in self.server.routes:
+            path = getattr(route, "path", "")
+            if path.startswith(_API_PREFIXES) or (demo_page and path in _DEMO_PATHS):
+                app.router.routes.append(route)
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        """``FastAPI(lifespan=auth.lifespan)``: runs keyfob's server lifespan (opening the
+        store, loading keys, background maintenance). Nest it in your own lifespan with
+        ``async with auth.lifespan(app): ...``."""
+        if self.server is None:
+            yield
+            return
+        async with self.server.router.lifespan_context(self.server):
+            yield
+
+
+def require_session(
+    scopes: Iterable[str] = (),
+) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that returns the caller's :class:`~keyfob.Principal`.
+
+    ``Depends(require_session())`` needs a valid access token; with ``scopes`` the token
+    must carry each of them. Refusals: 401 ``invalid_token`` (missing, malformed,
+    expired, revoked), 403 ``insufficient_scope``, 503 when the store is down.
+    """
+    required = tuple(dict.fromkeys(scopes))
+    if any(not isinstance(s, str) or not s or " " in s for s in required):
+        raise ConfigurationError("scopes must be non-empty strings without spaces")
+
+    async def session(
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)],
+    ) -> Principal:
+        auth = KeyfobAuth.of(request.app)
+        try:
+            principal = await verify_bearer(auth.verifier, request.headers.getlist("authorization"))
+        except (InvalidToken, StoreUnavailable) as exc:
+            raise BearerError(exc) from None
+        if not principal.has_scopes(required):
+            missing = " ".join(s for s in required if s not in principal.scopes)
+            raise BearerError(
+                PermissionDenied(f"this needs the scope(s): {missing}"), required_scopes=required
+            )
+        return principal
+
+    return session

@@ -1,0 +1,237 @@
+"""The first-party API under ``/auth`` (spec §4): register, login, refresh, logout,
+logout-all, the sessions list, and ``/auth/me``.
+
+Token routes (login, refresh) answer with ``Cache-Control: no-store``. The refresh token
+travels in the cookie (the default) or in the JSON body (``transport: "body"``); a request
+that carries both is refused as ambiguous (spec §5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..core.models import DeviceInfo, Principal, RevokeReason, Session, TokenPair
+from ..exceptions import AuthenticationFailed, InvalidGrant, MalformedToken
+from ..oauth.errors import InvalidRequest
+from ..transports.cookies import (
+    CookiePolicy,
+    InsecureCookieTransport,
+    refresh_cookie,
+    refresh_cookie_max_age,
+)
+from ..transports.csrf import CSRFRejected, origin_allowed
+from .context import ServerContext, client_address
+from .errors import NotFound, error_response
+from .requests import (
+    MAX_BODY_BYTES,
+    has_body,
+    optional_text_field,
+    read_json_object,
+    text_field,
+)
+from .responses import json_response, no_content, token_response
+
+__all__ = ["AuthRoutes"]
+
+_MAX_CREDENTIAL = 1024
+_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class AuthRoutes:
+    """Route handlers bound to one app's :class:`ServerContext`."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.manager = ctx.manager
+        self.limiter = ctx.limiter
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/auth/register", self.register, methods=["POST"]),
+            Route("/auth/login", self.login, methods=["POST"]),
+            Route("/auth/refresh", self.refresh, methods=["POST"]),
+            Route("/auth/logout", self.logout, methods=["POST"]),
+            Route("/auth/logout-all", self.logout_all, methods=["POST"]),
+            Route("/auth/sessions", self.list_sessions, methods=["GET"]),
+            Route("/auth/sessions/{sid}", self.revoke_session, methods=["DELETE"]),
+            Route("/auth/me", self.me, methods=["GET"]),
+        ]
+
+    # accounts and login
+
+    async def register(self, request: Request) -> Response:
+        await self.limiter.check_register(client_address(request))
+        data = await read_json_object(request)
+        username = text_field(data, "username", max_length=_MAX_CREDENTIAL)
+        password = text_field(data, "password", max_length=_MAX_CREDENTIAL)
+        user = await self.manager.register(username, password)
+        return json_response({"id": user.id, "username": user.username}, 201)
+
+    async def login(self, request: Request) -> Response:
+        data = await read_json_object(request)
+        username = text_field(data, "username", max_length=_MAX_CREDENTIAL)
+        password = text_field(data, "password", max_length=_MAX_CREDENTIAL)
+        transport = optional_text_field(data, "transport", max_length=16) or "cookie"
+        if transport not in {"cookie", "body"}:
+            raise InvalidRequest('\'transport\' must be "cookie" or "body"')
+        policy = None
+        if transport == "cookie":
+            policy = self.ctx.cookie_policy(request)
+            if policy is None:
+                raise InsecureCookieTransport(
+                    "the refresh cookie needs HTTPS (or http://localhost); use "
+                    '"transport": "body", or set KEYFOB_INSECURE_DEV_COOKIES for development'
+                )
+            origin = request.headers.get("origin")
+            if origin is not None and not origin_allowed(
+                origin,
+                allowed_origins=self.ctx.allowed_origins,
+                own_origin=self.ctx.own_origin(request),
+            ):
+                raise CSRFRejected("the request's Origin is not allowed")
+        address = client_address(request)
+        await self.limiter.check_login(address, username)
+        device = DeviceInfo(user_agent=request.headers.get("user-agent", ""), ip=address)
+        try:
+            pair = await self.manager.login(username, password, device=device)
+        except AuthenticationFailed:
+            await self.limiter.login_failed(username)
+            raise
+        await self.limiter.login_succeeded(username)
+        return self._token_answer(pair, policy)
+
+    # refresh and logout
+
+    async def refresh(self, request: Request) -> Response:
+        body_token = await _body_refresh_token(request)
+        policy = self.ctx.cookie_policy(request)
+        cookies = self.ctx.refresh_cookies(request, policy)
+        if body_token is not None:
+            if cookies:
+                raise InvalidRequest(
+                    "the request carries a refresh token in both the cookie and the body"
+                )
+            await self.limiter.check_refresh(self.ctx.session_of(body_token))
+            return self._token_answer(await self.manager.refresh(body_token), None)
+        if not cookies:
+            raise InvalidRequest("no refresh token: send the refresh cookie or {refresh_token}")
+        self.ctx.check_csrf(request)
+        clear = self.ctx.clear_cookie_headers(policy)
+        if len(cookies) > 1:
+            # A second cookie of the same name was planted (another path or domain).
+            return error_response(InvalidRequest("more than one refresh cookie"), clear)
+        try:
+            await self.limiter.check_refresh(self.ctx.session_of(cookies[0]))
+            pair = await self.manager.refresh(cookies[0])
+        except InvalidGrant as exc:
+            # The cookie can never work again: delete it with the answer.
+            return error_response(exc, clear)
+        return self._token_answer(pair, policy)
+
+    async def logout(self, request: Request) -> Response:
+        """Revoke the current session: by refresh token (cookie or body) or access token.
+
+        Idempotent: a token of a session that is already gone still answers 204.
+        """
+        body_token = await _body_refresh_token(request)
+        policy = self.ctx.cookie_policy(request)
+        cookies = self.ctx.refresh_cookies(request, policy)
+        if body_token is not None and cookies:
+            raise InvalidRequest(
+                "the request carries a refresh token in both the cookie and the body"
+            )
+        if body_token is not None:
+            await self._logout_refresh_token(body_token)
+        elif cookies:
+            self.ctx.check_csrf(request)
+            for value in cookies:
+                await self._logout_refresh_token(value)
+        elif request.headers.getlist("authorization"):
+            principal = await self.ctx.principal(request)
+            await self.manager.revoke_session(
+                principal.sid, reason=RevokeReason.LOGOUT, user_id=principal.user_id
+            )
+        return no_content(self.ctx.clear_cookie_headers(policy))
+
+    async def logout_all(self, request: Request) -> Response:
+        principal = await self.ctx.principal(request)
+        sids = await self.manager.logout_all(principal.user_id)
+        headers = self.ctx.clear_cookie_headers(self.ctx.cookie_policy(request))
+        return json_response({"revoked": len(sids)}, 200, headers)
+
+    # protected routes
+
+    async def list_sessions(self, request: Request) -> Response:
+        principal = await self.ctx.principal(request)
+        sessions = await self.manager.list_sessions(principal.user_id)
+        return json_response({"sessions": [_session_view(s, principal) for s in sessions]})
+
+    async def revoke_session(self, request: Request) -> Response:
+        principal = await self.ctx.principal(request)
+        sid = request.path_params["sid"]
+        # Someone else's session and no session at all look the same: 404.
+        if not _SID.fullmatch(sid) or not await self.manager.revoke_session(
+            sid, reason=RevokeReason.USER_REVOKED, user_id=principal.user_id
+        ):
+            raise NotFound("no such session")
+        headers = {}
+        if sid == principal.sid:
+            headers = self.ctx.clear_cookie_headers(self.ctx.cookie_policy(request))
+        return no_content(headers)
+
+    async def me(self, request: Request) -> Response:
+        principal = await self.ctx.principal(request)
+        return json_response(
+            {
+                "sub": principal.user_id,
+                "sid": principal.sid,
+                "client_id": principal.client_id,
+                "scope": " ".join(sorted(principal.scopes)),
+                "exp": principal.expires_at,
+            }
+        )
+
+    # helpers
+
+    def _token_answer(self, pair: TokenPair, policy: CookiePolicy | None) -> Response:
+        body: dict[str, object] = {
+            "access_token": pair.access_token,
+            "token_type": pair.token_type,
+            "expires_in": pair.expires_in,
+        }
+        if policy is None:
+            body["refresh_token"] = pair.refresh_token.value
+            return token_response(body)
+        max_age = refresh_cookie_max_age(pair.session.absolute_expires_at, self.manager.clock.now())
+        cookie = refresh_cookie(policy, pair.refresh_token.value, max_age=max_age)
+        return token_response(body, {"Set-Cookie": cookie})
+
+    async def _logout_refresh_token(self, token: str) -> None:
+        # Not a token of ours: there is nothing to log out, which is what was asked.
+        with contextlib.suppress(MalformedToken):
+            await self.manager.logout(token)
+
+
+async def _body_refresh_token(request: Request) -> str | None:
+    """``refresh_token`` from a JSON body; ``None`` when there is no body or no member."""
+    if not has_body(request):
+        return None
+    data = await read_json_object(request)
+    return optional_text_field(data, "refresh_token", max_length=MAX_BODY_BYTES)
+
+
+def _session_view(session: Session, principal: Principal) -> dict[str, object]:
+    return {
+        "sid": session.sid,
+        "client_id": session.client_id,
+        "device": {"user_agent": session.device.user_agent, "ip": session.device.ip},
+        "created_at": int(session.created_at),
+        "last_used_at": int(session.last_used_at),
+        "expires_at": int(session.expires_at()),
+        "current": session.sid == principal.sid,
+    }

@@ -1,0 +1,44 @@
+"""How credentials travel over HTTP, shared by every edge (server, integrations, client).
+
+Pure functions over header strings: no web framework is imported here, so the ASGI
+server, the framework integrations and the tests all make the same decisions.
+
+- :mod:`~keyfob.transports.cookies` — the refresh-token cookie (spec §5, §8);
+- :mod:`~keyfob.transports.bearer` — ``Authorization: Bearer`` and ``WWW-Authenticate``
+  (RFC 6750);
+- :mod:`~keyfob.transports.csrf` — the ``X-Keyfob-CSRF: 1`` and ``Origin`` checks.
+"""
+
+from __future__ import annotations
+
+from .bearer import MissingCredentials, bearer_token, www_authenticate
+from .cookies import (
+    REFRESH_COOKIE_BASENAME,
+    CookiePolicy,
+    InsecureCookieTransport,
+    clear_refresh_cookie,
+    is_local_host,
+    read_refresh_cookie,
+    refresh_cookie,
+    refresh_cookie_max_age,
+)
+from .csrf import CSRF_HEADER, CSRFRejected, check_csrf, normalize_origin, origin_allowed
+
+__all__ = [
+    "CSRF_HEADER",
+    "REFRESH_COOKIE_BASENAME",
+    "CSRFRejected",
+    "CookiePolicy",
+    "InsecureCookieTransport",
+    "MissingCredentials",
+    "bearer_token",
+    "check_csrf",
+    "clear_refresh_cookie",
+    "is_local_host",
+    "normalize_origin",
+    "origin_allowed",
+    "read_refresh_cookie",
+    "refresh_cookie",
+    "refresh_cookie_max_age",
+    "www_authenticate",
+]

@@ -1,0 +1,66 @@
+"""``Authorization: Bearer`` in, ``WWW-Authenticate: Bearer`` out (RFC 6750).
+
+A request without credentials gets a challenge with no ``error`` attribute (RFC 6750
+§3.1: "the resource server SHOULD NOT include an error code"); a request whose token is
+refused gets ``error="invalid_token"`` and a description.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ..exceptions import InvalidToken, MalformedAccessToken
+
+__all__ = ["MAX_AUTHORIZATION_LENGTH", "MissingCredentials", "bearer_token", "www_authenticate"]
+
+#: Longer ``Authorization`` values are refused unread (an access token is ~600 bytes).
+MAX_AUTHORIZATION_LENGTH = 8192
+
+# RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token.
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
+# RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E.
+_NOT_QUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+class MissingCredentials(InvalidToken):
+    """The request carries no bearer access token."""
+
+
+def bearer_token(authorization: Sequence[str]) -> str:
+    """The access token from the request's ``Authorization`` header values.
+
+    Raises :class:`MissingCredentials` when there is none (or another scheme), and
+    :class:`~keyfob.exceptions.MalformedAccessToken` for a malformed or repeated header.
+    """
+    if not authorization:
+        raise MissingCredentials("an access token is required: Authorization: Bearer <token>")
+    if len(authorization) > 1:
+        raise MalformedAccessToken("more than one Authorization header")
+    value = authorization[0]
+    if len(value) > MAX_AUTHORIZATION_LENGTH:
+        raise MalformedAccessToken("the Authorization header is too long")
+    value = value.strip()
+    match = _BEARER.fullmatch(value)
+    if match is not None:
+        return match.group(1)
+    scheme = value.partition(" ")[0]
+    if scheme.lower() == "bearer":
+        raise MalformedAccessToken("the bearer token is malformed")
+    raise MissingCredentials("an access token is required: Authorization: Bearer <token>")
+
+
+def www_authenticate(
+    *, error: str | None = None, description: str | None = None, realm: str = "keyfob"
+) -> str:
+    """The ``WWW-Authenticate`` value of a 401 from a protected route."""
+    parts = [f'realm="{_quotable(realm)}"']
+    if error:
+        parts.append(f'error="{_quotable(error)}"')
+        if description:
+            parts.append(f'error_description="{_quotable(description)}"')
+    return "Bearer " + ", ".join(parts)
+
+
+def _quotable(text: str) -> str:
+    return _NOT_QUOTABLE.sub("?", text)

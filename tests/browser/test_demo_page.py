@@ -1,0 +1,227 @@
+"""The demo page in a real headless Chromium against a real ``keyfob serve`` process.
+
+Needs Debian's ``chromium`` package (``/usr/bin/chromium``) and Playwright for Python;
+Playwright's own browser download is not used. Without them the test is skipped, except
+in CI (``CI=true``), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # the tests run as root in a container
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Short enough that the silent refresh (at three quarters of the life) comes in 3 s.
+ACCESS_TTL_SECONDS = 4
+USERNAME = "browser-alice"
+PASSWORD = "correct horse battery staple"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (required in CI)")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    store_url: str
+    env: dict[str, str]
+    log: Path
+
+    def cli(self, *args: str) -> str:
+        """Run another ``keyfob`` command against the same store; its stdout."""
+        done = subprocess.run(
+            [sys.executable, "-m", "keyfob.cli", *args, "--store-url", self.store_url],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout
+
+
+@pytest.fixture
+def keyfob_server(tmp_path: Path) -> Iterator[Server]:
+    """``keyfob serve`` on a free port with a temporary SQLite store."""
+    port = _free_port()
+    store_url = f"sqlite:///{tmp_path / 'keyfob.db'}"
+    env = {
+        **os.environ,
+        "KEYFOB_STORE_URL": store_url,
+        "KEYFOB_ACCESS_TTL": f"{ACCESS_TTL_SECONDS}s",
+        "KEYFOB_PASSWORD_PROFILE": "cheapest",
+    }
+    env.pop("KEYFOB_ISSUER", None)  # serve derives http://localhost:PORT
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "keyfob.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://localhost:{port}"
+    try:
+        _wait_until_up(url, process, log)
+        yield Server(url=url, store_url=store_url, env=env, log=log)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    # Tokens are never logged, not even in the access log.
+    assert "kfrt_" not in log.read_text(errors="replace")
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"keyfob serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/.well-known/jwks.json", timeout=1) as res:  # noqa: S310 - a localhost URL built above
+                if res.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"keyfob serve did not answer within 30 s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        _unavailable("Chromium is not installed: apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("Playwright for Python is not installed: pip install playwright")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_demo_page_end_to_end(keyfob_server: Server, browser: Any) -> None:
+    """Register, log in, watch a silent refresh, replay a stolen token, log out."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    page.goto(keyfob_server.url + "/")
+    expect(page.locator("h1")).to_contain_text("keyfob")
+
+    # Register and log in.
+    page.fill("#username", USERNAME)
+    page.fill("#password", PASSWORD)
+    page.click("#register")
+    expect(page.locator("#auth-status")).to_contain_text(f"Registered {USERNAME}")
+    page.click("#login")
+    expect(page.locator("#token")).to_be_visible()
+    expect(page.locator("#auth-status")).to_contain_text(f"Signed in as {USERNAME}")
+
+    # The refresh token is in an HttpOnly cookie: the browser has it, scripts cannot see it.
+    cookies = {c["name"]: c for c in context.cookies()}
+    refresh_cookie = cookies["__Secure-keyfob_refresh"]
+    assert refresh_cookie["value"].startswith("kfrt_")
+    assert refresh_cookie["httpOnly"] is True
+    assert refresh_cookie["secure"] is True
+    assert refresh_cookie["sameSite"] == "Strict"
+    assert refresh_cookie["path"] == "/auth"
+    visible = page.evaluate(
+        "() => ({cookie: document.cookie, local: localStorage.length,"
+        " session: sessionStorage.length})"
+    )
+    assert visible == {"cookie": "", "local": 0, "session": 0}
+    expect(page.locator("#visible-cookie")).to_have_text('""')
+
+    # The access token is refreshed silently before it expires: a new jti, same session.
+    first_jti = page.locator("#jti").inner_text()
+    sid = page.locator("#sid").inner_text()
+    expect(page.locator("#refresh-count")).not_to_have_text("0", timeout=ACCESS_TTL_SECONDS * 3000)
+    assert page.locator("#jti").inner_text() != first_jti
+    assert page.locator("#sid").inner_text() == sid
+    expect(page.locator("#events li[data-event='refresh']").first).to_contain_text("silent")
+    rotated = {c["name"]: c for c in context.cookies()}["__Secure-keyfob_refresh"]
+    assert rotated["value"] != refresh_cookie["value"], "the refresh token rotated"
+
+    # A protected route answers with the access token keyfob.js holds.
+    page.click("#call-me")
+    expect(page.locator("#me-output")).to_contain_text("200")
+    expect(page.locator("#me-output")).to_contain_text(sid)
+
+    # The sessions list shows this tab's session.
+    expect(page.locator(f"#sessions-body tr[data-sid='{sid}']")).to_contain_text("this tab")
+
+    # Replay a stolen refresh token of a second session: reuse detected, that session gone.
+    page.click("#replay-run")
+    result = page.locator("#replay-result")
+    expect(result).to_have_attribute("data-kind", "alarm", timeout=15_000)
+    expect(result).to_contain_text("Reuse detected")
+    expect(page.locator("#replay-log")).to_contain_text("invalid_grant")
+    assert page.locator("#sessions-body tr").count() == 1
+    expect(page.locator(f"#sessions-body tr[data-sid='{sid}']")).to_be_visible()
+    events = keyfob_server.cli("events", "--kind", "reuse_detected", "--user", USERNAME)
+    assert re.search(r"reuse_detected\s+" + USERNAME, events)
+    assert "rule=older_token" in events
+
+    # This tab's own session is untouched: it still refreshes and calls protected routes.
+    refreshes = int(page.locator("#refresh-count").inner_text())
+    expect(page.locator("#refresh-count")).not_to_have_text(
+        str(refreshes), timeout=ACCESS_TTL_SECONDS * 3000
+    )
+    page.click("#call-me")
+    expect(page.locator("#me-output")).to_contain_text("200")
+
+    # Log out: the session is revoked and the cookie deleted.
+    page.click("#logout")
+    expect(page.locator("#auth-status")).to_have_text("Signed out.")
+    expect(page.locator("#token")).to_be_hidden()
+    assert "__Secure-keyfob_refresh" not in {c["name"] for c in context.cookies()}
+    sessions = keyfob_server.cli("sessions", "list", "--user", USERNAME)
+    assert "has no live sessions" in sessions
+
+    # A reload finds no session to restore.
+    page.reload()
+    expect(page.locator("#auth-status")).to_have_text("Not signed in.")
+    assert page_errors == []
+    context.close()

@@ -1,0 +1,781 @@
+"""The one conformance suite every store passes (spec §6, style.md §6).
+
+A backend's test module subclasses :class:`StoreContract` and provides the
+``store_factory`` fixture; every test here then runs against that backend::
+
+    class TestSQLiteStore(StoreContract):
+        supports_multiprocess = True
+
+        @pytest.fixture
+        def store_factory(self, tmp_path: Path) -> StoreFactory:
+            return functools.partial(SQLiteStore, tmp_path / "keyfob.db")
+
+Stores that several processes can share (``supports_multiprocess``) also run the
+tests that race real OS processes against one database and kill one mid-life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar
+
+import pytest
+
+from keyfob.core.keys import KeyRecord
+from keyfob.core.models import (
+    DeviceInfo,
+    EventKind,
+    RevokeReason,
+    SecurityEvent,
+    Session,
+    TokenPair,
+    User,
+)
+from keyfob.exceptions import InvalidGrant, SessionRevoked, TokenReused, UserExists
+from keyfob.manager import SessionManager
+from keyfob.settings import Settings
+from keyfob.store.protocol import RevokedSession, Store
+from keyfob.testing import FAST_SETTINGS, FrozenClock
+
+from ._workers import Failed, WorkerPool
+
+__all__ = ["StoreContract", "StoreFactory"]
+
+#: Makes a new, unopened store on the test's database; picklable for worker processes.
+StoreFactory = Callable[[], Store]
+
+NOW = 1_800_000_000.0
+IDLE_TTL = 7 * 86400.0
+ABSOLUTE_TTL = 30 * 86400.0
+SECRET_HASH = bytes(range(32))
+OTHER_HASH = bytes(32)
+PASSWORD = "correct horse battery staple"
+#: Worker processes per race: enough to contend, few enough to start quickly.
+PROCESSES = 3
+ROUNDS = 4
+#: How long another connection may take to see a revocation in revocation_marker().
+MARKER_DEADLINE = 2.0
+
+
+def make_session(
+    sid: str = "s1", *, user_id: str = "u1", created_at: float = NOW, **changes: Any
+) -> Session:
+    """A live session created at ``created_at`` with the default lifetimes."""
+    base = Session(
+        sid=sid,
+        user_id=user_id,
+        client_id="keyfob",
+        scope="openid profile",
+        secret_hash=SECRET_HASH,
+        counter=0,
+        created_at=created_at,
+        last_used_at=created_at,
+        rotated_at=None,
+        idle_expires_at=created_at + IDLE_TTL,
+        absolute_expires_at=created_at + ABSOLUTE_TTL,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def make_user(user_id: str, username: str, *, created_at: float = NOW) -> User:
+    return User(
+        id=user_id, username=username, password_hash=f"hash-of-{user_id}", created_at=created_at
+    )
+
+
+def make_key(kid: str, *, created_at: float = NOW, **changes: Any) -> KeyRecord:
+    base = KeyRecord(
+        kid=kid,
+        alg="ES256",
+        public_jwk=f'{{"kid": "{kid}", "kty": "EC"}}',
+        private_encrypted=b"\x00\xffciphertext-of-" + kid.encode(),
+        created_at=created_at,
+        activates_at=created_at + 300,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+#: (what is wrong, changes to the stored session, rotate() arguments that differ).
+REFUSED_ROTATIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("counter-behind", {"counter": 3}, {"counter": 2}),
+    ("counter-ahead", {"counter": 3}, {"counter": 4}),
+    ("wrong-secret-hash", {}, {"secret_hash": OTHER_HASH}),
+    ("revoked", {"revoked_at": NOW + 5, "revoked_reason": "logout"}, {}),
+    ("idle-deadline-reached", {}, {"now": NOW + IDLE_TTL}),
+    ("idle-deadline-passed", {}, {"now": NOW + IDLE_TTL + 1}),
+    (
+        "absolute-deadline-reached",
+        {"absolute_expires_at": NOW + 100, "idle_expires_at": NOW + 200},
+        {"now": NOW + 100},
+    ),
+    ("unknown-sid", {}, {"sid": "no-such-session"}),
+]
+
+
+class StoreContract:
+    """Every behaviour of :class:`keyfob.store.Store` that keyfob relies on."""
+
+    #: Whether separate store objects (and processes) can share one database.
+    supports_multiprocess: ClassVar[bool] = False
+    #: The migrations ``migrate()`` applies to a fresh database, in order.
+    migrations: ClassVar[list[str]] = []
+
+    @pytest.fixture
+    def store_factory(self) -> StoreFactory:
+        """Each backend's test class provides this."""
+        raise NotImplementedError("a StoreContract subclass provides the store_factory fixture")
+
+    @pytest.fixture
+    async def store(self, store_factory: StoreFactory) -> AsyncIterator[Store]:
+        store = store_factory()
+        await store.open()
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    @pytest.fixture
+    async def other_store(self, store: Store, store_factory: StoreFactory) -> AsyncIterator[Store]:
+        """A second store object on the same database (another connection)."""
+        if not self.supports_multiprocess:
+            pytest.skip("this store cannot be shared by several store objects")
+        other = store_factory()
+        await other.open()
+        try:
+            yield other
+        finally:
+            await other.close()
+
+    def needs_multiprocess(self) -> None:
+        if not self.supports_multiprocess:
+            pytest.skip("this store cannot be shared by several processes")
+
+    # opening and migrations
+
+    async def test_migrate_applies_each_migration_once(self, store_factory: StoreFactory) -> None:
+        """migrate() on a fresh database applies every migration and then nothing more."""
+        fresh = store_factory()
+        try:
+            assert await fresh.migrate() == self.migrations
+            assert await fresh.migrate() == []
+            await fresh.open()
+            assert await fresh.migrate() == []
+        finally:
+            await fresh.close()
+
+    async def test_open_and_close_are_idempotent(self, store_factory: StoreFactory) -> None:
+        """Opening an open store and closing a closed store change nothing."""
+        store = store_factory()
+        await store.open()
+        await store.open()
+        await store.create_session(make_session())
+        assert await store.count_sessions() == 1
+        await store.close()
+        await store.close()
+
+    async def test_reopening_keeps_the_data_and_applies_nothing(
+        self, store: Store, store_factory: StoreFactory
+    ) -> None:
+        """A second store opened on the same database sees the data; no migration is pending."""
+        self.needs_multiprocess()
+        await store.create_session(make_session())
+        await store.close()
+        reopened = store_factory()
+        try:
+            await reopened.open()
+            assert await reopened.migrate() == []
+            assert await reopened.get_session("s1") == make_session()
+        finally:
+            await reopened.close()
+
+    # sessions: create and read
+
+    async def test_session_round_trip(self, store: Store) -> None:
+        """A created session reads back equal in every field, device included."""
+        session = make_session(
+            device=DeviceInfo(user_agent="Mozilla/5.0 (X11; Linux) — ünïcode", ip="2001:db8::1"),
+            rotated_at=NOW + 1.5,
+            last_used_at=NOW + 1.5,
+            counter=7,
+        )
+        await store.create_session(session)
+        assert await store.get_session("s1") == session
+
+    async def test_revoked_session_round_trip(self, store: Store) -> None:
+        """The revocation time and reason of a session read back as written."""
+        session = make_session(revoked_at=NOW + 0.25, revoked_reason=RevokeReason.ADMIN.value)
+        await store.create_session(session)
+        got = await store.get_session("s1")
+        assert got == session
+        assert got is not None and got.revoked
+
+    async def test_unknown_session_is_none(self, store: Store) -> None:
+        """get_session of an unknown sid returns None."""
+        assert await store.get_session("nope") is None
+
+    async def test_count_sessions(self, store: Store) -> None:
+        """count_sessions counts every row, live, revoked or expired."""
+        assert await store.count_sessions() == 0
+        await store.create_session(make_session("a"))
+        await store.create_session(make_session("b", revoked_at=NOW, revoked_reason="logout"))
+        await store.create_session(make_session("c", created_at=NOW - ABSOLUTE_TTL * 2))
+        assert await store.count_sessions() == 3
+
+    # sessions: rotate
+
+    async def test_rotate_moves_counter_and_times(self, store: Store) -> None:
+        """rotate increments the counter and sets rotated_at, last_used_at and the idle deadline."""
+        original = make_session(device=DeviceInfo("ua", "10.0.0.1"))
+        await store.create_session(original)
+        now = NOW + 3600.5
+        rotated = await store.rotate(
+            "s1", counter=0, secret_hash=SECRET_HASH, now=now, idle_ttl=IDLE_TTL
+        )
+        expected = dataclasses.replace(
+            original, counter=1, rotated_at=now, last_used_at=now, idle_expires_at=now + IDLE_TTL
+        )
+        assert rotated == expected
+        assert await store.get_session("s1") == expected
+
+    async def test_rotate_caps_the_idle_deadline_at_the_absolute_one(self, store: Store) -> None:
+        """The idle deadline a rotation sets never passes the absolute deadline."""
+        # Kept alive by refreshes until a minute before the absolute deadline.
+        await store.create_session(make_session(idle_expires_at=NOW + ABSOLUTE_TTL - 30))
+        now = NOW + ABSOLUTE_TTL - 60
+        rotated = await store.rotate(
+            "s1", counter=0, secret_hash=SECRET_HASH, now=now, idle_ttl=IDLE_TTL
+        )
+        assert rotated is not None
+        assert rotated.idle_expires_at == NOW + ABSOLUTE_TTL
+        assert rotated.absolute_expires_at == NOW + ABSOLUTE_TTL
+
+    async def test_rotations_follow_each_other(self, store: Store) -> None:
+        """Each rotation accepts only the counter the previous one produced."""
+        await store.create_session(make_session())
+        for counter in range(5):
+            now = NOW + counter + 1
+            stale = await store.rotate(
+                "s1", counter=counter - 1, secret_hash=SECRET_HASH, now=now, idle_ttl=IDLE_TTL
+            )
+            assert stale is None
+            rotated = await store.rotate(
+                "s1", counter=counter, secret_hash=SECRET_HASH, now=now, idle_ttl=IDLE_TTL
+            )
+            assert rotated is not None
+            assert rotated.counter == counter + 1
+        final = await store.get_session("s1")
+        assert final is not None and final.counter == 5
+
+    @pytest.mark.parametrize(
+        ("changes", "arguments"),
+        [pytest.param(c, a, id=name) for name, c, a in REFUSED_ROTATIONS],
+    )
+    async def test_refused_rotation_returns_none_and_changes_nothing(
+        self, store: Store, changes: dict[str, Any], arguments: dict[str, Any]
+    ) -> None:
+        """A rotation that does not match in every condition returns None and writes nothing."""
+        session = make_session(**changes)
+        await store.create_session(session)
+        call: dict[str, Any] = {
+            "sid": "s1",
+            "counter": session.counter,
+            "secret_hash": SECRET_HASH,
+            "now": NOW + 10,
+            "idle_ttl": IDLE_TTL,
+        }
+        call.update(arguments)
+        sid = call.pop("sid")
+        assert await store.rotate(sid, **call) is None
+        assert await store.get_session("s1") == session
+        assert await store.count_sessions() == 1
+
+    async def test_concurrent_rotations_have_exactly_one_winner(self, store: Store) -> None:
+        """Of 50 coroutines rotating the same counter at once, exactly one gets the session."""
+        await store.create_session(make_session())
+        results = await asyncio.gather(
+            *(
+                store.rotate(
+                    "s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL
+                )
+                for _ in range(50)
+            )
+        )
+        winners = [r for r in results if r is not None]
+        assert len(winners) == 1
+        assert winners[0].counter == 1
+        final = await store.get_session("s1")
+        assert final is not None and final.counter == 1
+
+    async def test_stores_sharing_a_database_have_exactly_one_winner(
+        self, store: Store, other_store: Store, store_factory: StoreFactory
+    ) -> None:
+        """Coroutines rotating through three connections to one database: one winner per counter."""
+        third = store_factory()
+        await third.open()
+        try:
+            stores = [store, other_store, third]
+            await store.create_session(make_session())
+            for counter in range(ROUNDS):
+                results = await asyncio.gather(
+                    *(
+                        s.rotate(
+                            "s1",
+                            counter=counter,
+                            secret_hash=SECRET_HASH,
+                            now=NOW + counter + 1,
+                            idle_ttl=IDLE_TTL,
+                        )
+                        for _ in range(10)
+                        for s in stores
+                    )
+                )
+                assert [r.counter for r in results if r is not None] == [counter + 1]
+        finally:
+            await third.close()
+
+    async def test_processes_racing_rotate_have_exactly_one_winner(
+        self, store: Store, store_factory: StoreFactory
+    ) -> None:
+        """OS processes rotating one counter at the same moment: one winner in total, each round."""
+        self.needs_multiprocess()
+        await store.create_session(make_session())
+        with WorkerPool(store_factory, PROCESSES) as pool:
+            for counter in range(ROUNDS):
+                results = pool.race_all(
+                    ("rotate", "s1", counter, SECRET_HASH, NOW + counter + 1, IDLE_TTL)
+                )
+                assert not [r for r in results if isinstance(r, Failed)], results
+                assert sorted(results, key=lambda r: r is None) == [counter + 1] + [None] * (
+                    PROCESSES - 1
+                )
+        final = await store.get_session("s1")
+        assert final is not None and final.counter == ROUNDS
+
+    async def test_acknowledged_rotation_survives_sigkill(
+        self, store: Store, store_factory: StoreFactory
+    ) -> None:
+        """A rotation a process acknowledged is in the database after that process is SIGKILLed."""
+        self.needs_multiprocess()
+        await store.create_session(make_session())
+        with WorkerPool(store_factory, 1) as pool:
+            assert pool.race_all(("rotate", "s1", 0, SECRET_HASH, NOW + 1, IDLE_TTL)) == [1]
+            pool.kill(0)
+        await store.close()
+        reopened = store_factory()
+        try:
+            await reopened.open()
+            survivor = await reopened.get_session("s1")
+            assert survivor is not None
+            assert (survivor.counter, survivor.rotated_at) == (1, NOW + 1)
+        finally:
+            await reopened.close()
+
+    # sessions: revoke
+
+    async def test_revoke_session_only_once(self, store: Store) -> None:
+        """revoke_session returns the revoked session the first time and None after."""
+        await store.create_session(make_session())
+        revoked = await store.revoke_session("s1", now=NOW + 9, reason="logout")
+        assert revoked == make_session(revoked_at=NOW + 9, revoked_reason="logout")
+        assert await store.revoke_session("s1", now=NOW + 10, reason="admin") is None
+        assert await store.get_session("s1") == revoked
+
+    async def test_revoke_session_respects_the_user(self, store: Store) -> None:
+        """revoke_session with a user_id leaves another user's session alone."""
+        await store.create_session(make_session(user_id="alice"))
+        assert await store.revoke_session("s1", now=NOW, reason="x", user_id="mallory") is None
+        assert await store.get_session("s1") == make_session(user_id="alice")
+        revoked = await store.revoke_session("s1", now=NOW, reason="user_revoked", user_id="alice")
+        assert revoked is not None and revoked.revoked_reason == "user_revoked"
+
+    async def test_revoke_unknown_session_is_none(self, store: Store) -> None:
+        """Revoking a sid that does not exist returns None."""
+        assert await store.revoke_session("nope", now=NOW, reason="logout") is None
+
+    async def test_revoke_user_sessions(self, store: Store) -> None:
+        """revoke_user_sessions revokes the user's unrevoked sessions but one, oldest first."""
+        for i, sid in enumerate(["a", "b", "keep", "c"]):
+            await store.create_session(make_session(sid, user_id="alice", created_at=NOW + i))
+        await store.create_session(
+            make_session("old", user_id="alice", revoked_at=NOW, revoked_reason="logout")
+        )
+        await store.create_session(make_session("bob-1", user_id="bob"))
+        revoked = await store.revoke_user_sessions(
+            "alice", now=NOW + 50, reason="logout_all", except_sid="keep"
+        )
+        assert revoked == ["a", "b", "c"]
+        for sid in revoked:
+            s = await store.get_session(sid)
+            assert s is not None and (s.revoked_at, s.revoked_reason) == (NOW + 50, "logout_all")
+        old = await store.get_session("old")
+        assert old is not None and (old.revoked_at, old.revoked_reason) == (NOW, "logout")
+        keep = await store.get_session("keep")
+        bob = await store.get_session("bob-1")
+        assert keep is not None and not keep.revoked
+        assert bob is not None and not bob.revoked
+        assert await store.revoke_user_sessions("alice", now=NOW + 60, reason="x") == ["keep"]
+        assert await store.revoke_user_sessions("alice", now=NOW + 70, reason="x") == []
+
+    async def test_revocation_marker_is_stable_without_revocations(self, store: Store) -> None:
+        """revocation_marker() gives equal values while nothing is revoked."""
+        await store.create_session(make_session())
+        first = store.revocation_marker()
+        await store.rotate("s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL)
+        assert store.revocation_marker() == first
+        assert store.revocation_marker() == first
+
+    async def test_revocation_marker_moves_when_another_store_revokes(
+        self, store: Store, other_store: Store
+    ) -> None:
+        """A revocation through another connection changes this store's revocation_marker()."""
+        await store.create_session(make_session("a"))
+        await store.create_session(make_session("b"))
+        before = store.revocation_marker()
+        await other_store.revoke_session("a", now=NOW, reason="logout")
+        after_one = await marker_change(store, before)
+        await other_store.revoke_user_sessions("u1", now=NOW, reason="logout_all")
+        assert await marker_change(store, after_one) != before
+
+    # sessions: queries and purge
+
+    async def test_list_sessions_live_only_newest_first(self, store: Store) -> None:
+        """list_sessions returns the user's live sessions, newest first, and nothing else."""
+        now = NOW + 100
+        await store.create_session(make_session("old", user_id="alice", created_at=NOW))
+        await store.create_session(make_session("new", user_id="alice", created_at=NOW + 20))
+        await store.create_session(make_session("mid", user_id="alice", created_at=NOW + 10))
+        await store.create_session(
+            make_session("revoked", user_id="alice", revoked_at=NOW + 1, revoked_reason="logout")
+        )
+        await store.create_session(make_session("idle", user_id="alice", idle_expires_at=now))
+        await store.create_session(
+            make_session("absolute", user_id="alice", absolute_expires_at=now - 1)
+        )
+        await store.create_session(make_session("bobs", user_id="bob", created_at=NOW + 30))
+        listed = await store.list_sessions("alice", now=now)
+        assert [s.sid for s in listed] == ["new", "mid", "old"]
+        assert listed[0] == make_session("new", user_id="alice", created_at=NOW + 20)
+        assert await store.list_sessions("nobody", now=now) == []
+
+    async def test_revoked_since(self, store: Store) -> None:
+        """revoked_since lists sessions revoked since a time and still before their absolute end."""
+        now = NOW + 1000
+        await store.create_session(make_session("live"))
+        await store.create_session(make_session("early", revoked_at=NOW + 10, revoked_reason="x"))
+        await store.create_session(make_session("at", revoked_at=NOW + 500, revoked_reason="x"))
+        await store.create_session(make_session("late", revoked_at=NOW + 900, revoked_reason="x"))
+        await store.create_session(
+            make_session("ended", revoked_at=NOW + 600, revoked_reason="x", absolute_expires_at=now)
+        )
+        got = await store.revoked_since(NOW + 500, now=now)
+        assert sorted(got, key=lambda r: r.sid) == [
+            RevokedSession("at", NOW + 500, NOW + ABSOLUTE_TTL),
+            RevokedSession("late", NOW + 900, NOW + ABSOLUTE_TTL),
+        ]
+
+    async def test_purge_deletes_expired_and_long_revoked_in_batches(self, store: Store) -> None:
+        """purge_sessions deletes at most `limit` dead sessions per call and keeps live ones."""
+        now = NOW + 10 * 86400
+        doomed = {
+            "idle-expired": make_session("idle-expired", idle_expires_at=now),
+            "absolute-expired": make_session("absolute-expired", absolute_expires_at=now - 1),
+            "long-revoked": make_session("long-revoked", revoked_at=NOW, revoked_reason="x"),
+            "old": make_session("old", created_at=NOW - 40 * 86400),
+            "expired-and-revoked": make_session(
+                "expired-and-revoked", idle_expires_at=NOW, revoked_at=NOW, revoked_reason="x"
+            ),
+        }
+        kept = {
+            "live": make_session("live", idle_expires_at=now + 1),
+            "recently-revoked": make_session(
+                "recently-revoked", idle_expires_at=now + 1, revoked_at=now - 10, revoked_reason="x"
+            ),
+        }
+        for s in [*doomed.values(), *kept.values()]:
+            await store.create_session(s)
+        revoked_before = now - 86400
+        counts = [
+            await store.purge_sessions(now=now, revoked_before=revoked_before, limit=2)
+            for _ in range(4)
+        ]
+        assert counts == [2, 2, 1, 0]
+        assert await store.count_sessions() == len(kept)
+        for sid in doomed:
+            assert await store.get_session(sid) is None
+        for sid, session in kept.items():
+            assert await store.get_session(sid) == session
+
+    async def test_purge_with_nothing_to_do(self, store: Store) -> None:
+        """purge_sessions on live sessions deletes nothing."""
+        await store.create_session(make_session())
+        assert await store.purge_sessions(now=NOW + 1, revoked_before=NOW, limit=100) == 0
+        assert await store.count_sessions() == 1
+
+    # users
+
+    async def test_user_round_trip(self, store: Store) -> None:
+        """A created user reads back by id and, case-insensitively, by name."""
+        user = make_user("u1", "Alice")
+        await store.create_user(user)
+        assert await store.get_user("u1") == user
+        assert await store.get_user_by_name("Alice") == user
+        assert await store.get_user_by_name("aLICE") == user
+        assert await store.get_user("u2") is None
+        assert await store.get_user_by_name("bob") is None
+
+    @pytest.mark.parametrize(
+        ("first", "second"),
+        [("alice", "ALICE"), ("Straße", "STRASSE"), ("ǅemal", "ǆemal")],
+    )
+    async def test_duplicate_username_is_refused(
+        self, store: Store, first: str, second: str
+    ) -> None:
+        """A username equal to a taken one after case folding raises UserExists, writes nothing."""
+        await store.create_user(make_user("u1", first))
+        with pytest.raises(UserExists):
+            await store.create_user(make_user("u2", second))
+        assert await store.get_user("u2") is None
+        assert await store.get_user_by_name(second) == make_user("u1", first)
+
+    async def test_set_password_hash(self, store: Store) -> None:
+        """set_password_hash replaces the hash of that user only; an unknown id is ignored."""
+        await store.create_user(make_user("u1", "alice"))
+        await store.create_user(make_user("u2", "bob"))
+        await store.set_password_hash("u1", "new-hash")
+        await store.set_password_hash("nobody", "other-hash")
+        alice = await store.get_user("u1")
+        assert alice is not None and alice.password_hash == "new-hash"
+        assert await store.get_user("u2") == make_user("u2", "bob")
+        assert await store.get_user("nobody") is None
+
+    async def test_list_users_pages(self, store: Store) -> None:
+        """list_users pages through users ordered by creation time, then name."""
+        users = [
+            make_user("u3", "carol", created_at=NOW + 2),
+            make_user("u1", "bob", created_at=NOW),
+            make_user("u2", "alice", created_at=NOW),
+            make_user("u4", "dave", created_at=NOW + 3),
+        ]
+        for user in users:
+            await store.create_user(user)
+        names = [u.username for u in await store.list_users()]
+        assert names == ["alice", "bob", "carol", "dave"]
+        assert [u.username for u in await store.list_users(limit=2)] == ["alice", "bob"]
+        assert [u.username for u in await store.list_users(limit=2, offset=2)] == ["carol", "dave"]
+        assert await store.list_users(limit=2, offset=4) == []
+
+    # events
+
+    async def test_events_newest_first(self, store: Store) -> None:
+        """Recorded events come back newest first with increasing ids, every field intact."""
+        first = SecurityEvent(
+            kind=EventKind.LOGIN_OK, at=NOW, user_id="u1", sid="s1", ip="192.0.2.1"
+        )
+        second = SecurityEvent(
+            kind=EventKind.REUSE_DETECTED, at=NOW + 1, user_id="u1", sid="s1", detail="older_token"
+        )
+        third = SecurityEvent(kind=EventKind.KEY_ROTATED, at=NOW + 2, detail="kid=k1")
+        for event in (first, second, third):
+            await store.record_event(event)
+        listed = await store.list_events()
+        assert all(e.id is not None for e in listed)
+        ids = [e.id or 0 for e in listed]
+        assert ids == sorted(set(ids), reverse=True)
+        assert [dataclasses.replace(e, id=None) for e in listed] == [third, second, first]
+
+    async def test_events_filters(self, store: Store) -> None:
+        """list_events filters by kind, user and session, alone or together."""
+        events = [
+            SecurityEvent(kind=EventKind.LOGIN_OK, at=NOW, user_id="alice", sid="a1"),
+            SecurityEvent(kind=EventKind.LOGIN_FAILED, at=NOW + 1, user_id="alice"),
+            SecurityEvent(kind=EventKind.LOGIN_OK, at=NOW + 2, user_id="bob", sid="b1"),
+            SecurityEvent(kind=EventKind.REVOKE, at=NOW + 3, user_id="alice", sid="a1"),
+            SecurityEvent(kind=EventKind.LOGIN_FAILED, at=NOW + 4, detail="unknown user"),
+        ]
+        for event in events:
+            await store.record_event(event)
+
+        async def ats(**filters: Any) -> list[float]:
+            return [e.at for e in await store.list_events(**filters)]
+
+        assert await ats(kind=EventKind.LOGIN_OK) == [NOW + 2, NOW]
+        assert await ats(user_id="alice") == [NOW + 3, NOW + 1, NOW]
+        assert await ats(sid="a1") == [NOW + 3, NOW]
+        assert await ats(kind=EventKind.LOGIN_FAILED, user_id="alice") == [NOW + 1]
+        assert await ats(kind=EventKind.KEY_ROTATED) == []
+        assert await ats(user_id="carol") == []
+
+    async def test_events_page_backwards(self, store: Store) -> None:
+        """limit and before_id page through the log from newest to oldest."""
+        for i in range(7):
+            await store.record_event(
+                SecurityEvent(kind=EventKind.LOGIN_OK, at=NOW + i, user_id="u")
+            )
+        seen: list[float] = []
+        before: int | None = None
+        while page := await store.list_events(limit=3, before_id=before, user_id="u"):
+            assert len(page) <= 3
+            seen.extend(e.at for e in page)
+            before = page[-1].id
+        assert seen == [NOW + i for i in reversed(range(7))]
+        assert await store.list_events(limit=0) == []
+
+    # signing keys
+
+    async def test_keys_round_trip(self, store: Store) -> None:
+        """Saved key records load back equal, oldest first."""
+        newer = make_key("k2", created_at=NOW + 100)
+        older = make_key("k1", retired_at=NOW + 150, expires_at=NOW + 1200)
+        await store.save_keys([newer, older])
+        assert await store.load_keys() == [older, newer]
+
+    async def test_saving_a_key_again_replaces_it(self, store: Store) -> None:
+        """save_keys with a known kid replaces that record rather than adding one."""
+        await store.save_keys([make_key("k1"), make_key("k2", created_at=NOW + 1)])
+        retired = make_key("k1", retired_at=NOW + 50, expires_at=NOW + 1000)
+        await store.save_keys([retired])
+        assert await store.load_keys() == [retired, make_key("k2", created_at=NOW + 1)]
+
+    async def test_delete_keys(self, store: Store) -> None:
+        """delete_keys removes the named keys and ignores unknown kids."""
+        await store.save_keys([make_key("k1"), make_key("k2", created_at=NOW + 1)])
+        await store.delete_keys(["k1", "unknown"])
+        assert await store.load_keys() == [make_key("k2", created_at=NOW + 1)]
+        await store.delete_keys([])
+        await store.save_keys([])
+        assert len(await store.load_keys()) == 1
+
+    # the manager on this store (spec §3: exactly one winner, idempotent within grace)
+
+    async def start_manager(
+        self, store: Store, settings: Settings, clock: FrozenClock
+    ) -> SessionManager:
+        manager = SessionManager(settings, store, clock=clock)
+        await manager.start()
+        return manager
+
+    async def login(self, manager: SessionManager, username: str = "alice") -> TokenPair:
+        if await manager.store.get_user_by_name(username) is None:
+            await manager.register(username, PASSWORD)
+        return await manager.login(username, PASSWORD, device=DeviceInfo("pytest", "127.0.0.1"))
+
+    async def test_concurrent_refreshes_within_grace_get_one_successor(self, store: Store) -> None:
+        """50 coroutines refreshing one token: one rotation, and all get the identical successor."""
+        clock = FrozenClock(NOW)
+        manager = await self.start_manager(store, FAST_SETTINGS, clock)
+        pair = await self.login(manager)
+        for round_ in range(ROUNDS):
+            clock.advance(1)
+            results = await asyncio.gather(
+                *(manager.refresh(pair.refresh_token.value) for _ in range(50))
+            )
+            assert len({r.refresh_token.value for r in results}) == 1
+            session = await store.get_session(pair.session.sid)
+            assert session is not None and session.counter == round_ + 1
+            pair = results[0]
+        final = await store.get_session(pair.session.sid)
+        assert final is not None and not final.revoked
+
+    async def test_concurrent_refreshes_without_grace_have_one_winner(self, store: Store) -> None:
+        """With grace off, of 50 concurrent refreshes one succeeds and the rest are refused."""
+        clock = FrozenClock(NOW)
+        manager = await self.start_manager(store, FAST_SETTINGS.replace(grace=0), clock)
+        pair = await self.login(manager)
+        clock.advance(1)
+        results = await asyncio.gather(
+            *(manager.refresh(pair.refresh_token.value) for _ in range(50)),
+            return_exceptions=True,
+        )
+        assert_one_success_then_reuse(results)
+        session = await store.get_session(pair.session.sid)
+        assert session is not None
+        assert session.counter == pair.session.counter + 1
+        assert session.revoked_reason == RevokeReason.REUSE_DETECTED.value
+
+    async def test_processes_refreshing_within_grace_get_one_successor(
+        self, store: Store, store_factory: StoreFactory
+    ) -> None:
+        """Processes and coroutines refreshing one token at once all get the identical successor."""
+        self.needs_multiprocess()
+        clock = FrozenClock(NOW)
+        manager = await self.start_manager(store, FAST_SETTINGS, clock)
+        pair = await self.login(manager)
+        with WorkerPool(store_factory, PROCESSES) as pool:
+            pool.race_all(("start_manager", FAST_SETTINGS, clock.now()))
+            for round_ in range(ROUNDS):
+                now = clock.advance(1)
+                token = pair.refresh_token.value
+                remote, local = await asyncio.gather(
+                    asyncio.to_thread(pool.race_all, ("refresh", token, now)),
+                    asyncio.gather(*(manager.refresh(token) for _ in range(10))),
+                )
+                assert not [r for r in remote if isinstance(r, Failed)], remote
+                successors = set(remote) | {p.refresh_token.value for p in local}
+                assert successors == {local[0].refresh_token.value}
+                session = await store.get_session(pair.session.sid)
+                assert session is not None and session.counter == round_ + 1
+                pair = local[0]
+
+    async def test_processes_refreshing_without_grace_have_one_winner(
+        self, store: Store, store_factory: StoreFactory
+    ) -> None:
+        """With grace off, processes and coroutines refreshing one token: one success in total."""
+        self.needs_multiprocess()
+        clock = FrozenClock(NOW)
+        settings = FAST_SETTINGS.replace(grace=0)
+        manager = await self.start_manager(store, settings, clock)
+        with WorkerPool(store_factory, PROCESSES) as pool:
+            pool.race_all(("start_manager", settings, clock.now()))
+            for _ in range(ROUNDS):
+                pair = await self.login(manager)
+                now = clock.advance(1)
+                token = pair.refresh_token.value
+                remote, local = await asyncio.gather(
+                    asyncio.to_thread(pool.race_all, ("refresh", token, now)),
+                    asyncio.gather(
+                        *(manager.refresh(token) for _ in range(10)), return_exceptions=True
+                    ),
+                )
+                assert_one_success_then_reuse([*local, *remote])
+                session = await store.get_session(pair.session.sid)
+                assert session is not None
+                assert session.counter == pair.session.counter + 1
+                assert session.revoked_reason == RevokeReason.REUSE_DETECTED.value
+
+
+async def marker_change(store: Store, old: object) -> object:
+    """The store's new revocation_marker(), waiting for a store that learns of it late.
+
+    A store told by its server (PostgreSQL NOTIFY) may take a moment; a store that reads
+    the marker from the database (SQLite) has it at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + MARKER_DEADLINE
+    while (new := store.revocation_marker()) == old:
+        assert loop.time() < deadline, f"revocation_marker() still {old!r}"
+        await asyncio.sleep(0.005)
+    return new
+
+
+def assert_one_success_then_reuse(results: list[Any]) -> None:
+    """One refresh succeeded; the others were refused, and reuse was detected.
+
+    ``results`` mixes this process's outcomes (a TokenPair or the exception) with a
+    worker's (the successor's text or :class:`Failed`).
+    """
+    successes = [r for r in results if isinstance(r, TokenPair | str)]
+    refusals = [
+        r.error if isinstance(r, Failed) else type(r).__name__
+        for r in results
+        if not isinstance(r, TokenPair | str)
+    ]
+    assert len(successes) == 1, results
+    assert all(isinstance(r, InvalidGrant) for r in results if isinstance(r, BaseException)), (
+        results
+    )
+    # The first refused caller detects the reuse and revokes the family; the later ones
+    # may find it revoked already.
+    assert set(refusals) <= {TokenReused.__name__, SessionRevoked.__name__}, refusals
+    assert TokenReused.__name__ in refusals, refusals

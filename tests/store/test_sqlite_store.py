@@ -1,0 +1,414 @@
+"""The SQLite store: the conformance suite, and what only SQLite has (URLs, pragmas, locks)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyfob.exceptions import ConfigurationError, StoreIntegrityError, StoreUnavailable
+from keyfob.settings import Settings
+from keyfob.store import open_store
+from keyfob.store.migrations import load_migrations
+from keyfob.store.sqlite import SQLiteStore
+
+from ._workers import WorkerPool
+from .contract import (
+    IDLE_TTL,
+    NOW,
+    SECRET_HASH,
+    StoreContract,
+    StoreFactory,
+    make_key,
+    make_session,
+    make_user,
+)
+
+MIGRATIONS = [m.name for m in load_migrations("sqlite")]
+
+
+class _SQLiteStoreWithoutReturning(SQLiteStore):
+    """The store as it runs on SQLite older than 3.35 (no UPDATE … RETURNING)."""
+
+    use_returning = False
+
+
+class TestSQLiteStore(StoreContract):
+    supports_multiprocess = True
+    migrations = MIGRATIONS
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> StoreFactory:
+        return functools.partial(SQLiteStore, tmp_path / "keyfob.db")
+
+
+class TestSQLiteStoreWithoutReturning(StoreContract):
+    supports_multiprocess = True
+    migrations = MIGRATIONS
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> StoreFactory:
+        return functools.partial(_SQLiteStoreWithoutReturning, tmp_path / "keyfob.db")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "keyfob.db"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(db_path, busy_timeout=0.2)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def raw(db_path: Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection to the store's file, as another program would have."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+async def pragma(store: SQLiteStore, name: str) -> Any:
+    """Read a pragma on the store's own connection (pragmas are per connection)."""
+    rows = await store._run(lambda conn: conn.execute(f"PRAGMA {name}").fetchall())
+    return rows[0][0]
+
+
+# URLs
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///keyfob.db", Path("keyfob.db")),
+        ("sqlite:///data/keyfob.db", Path("data/keyfob.db")),
+        ("sqlite:////var/lib/keyfob/keyfob.db", Path("/var/lib/keyfob/keyfob.db")),
+    ],
+)
+def test_url_names_a_relative_or_absolute_file(url: str, path: Path) -> None:
+    """Three slashes give a relative path, four an absolute one."""
+    assert SQLiteStore.from_url(url).path == path
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///:memory:",
+        "sqlite://",
+        "sqlite:///",
+        "sqlite://host/keyfob.db",
+        "sqlite:///keyfob.db?mode=ro",
+        "sqlite:///file:keyfob.db",
+        "postgresql://localhost/keyfob",
+    ],
+)
+def test_unusable_urls_are_refused(url: str) -> None:
+    """An in-memory database, a missing path, options or another scheme: ConfigurationError."""
+    with pytest.raises(ConfigurationError):
+        SQLiteStore.from_url(url)
+
+
+def test_synchronous_comes_from_settings() -> None:
+    """from_url takes synchronous from the settings, FULL when there are none."""
+    assert SQLiteStore.from_url("sqlite:///k.db").synchronous == "full"
+    normal = Settings(sqlite_synchronous="normal")
+    assert SQLiteStore.from_url("sqlite:///k.db", settings=normal).synchronous == "normal"
+
+
+def test_open_store_picks_sqlite(db_path: Path) -> None:
+    """open_store() serves sqlite:/// URLs with the SQLite store."""
+    store = open_store(f"sqlite:///{db_path}")
+    assert isinstance(store, SQLiteStore)
+    assert store.path == db_path
+    assert repr(store) == f"SQLiteStore({str(db_path)!r})"
+
+
+def test_bad_constructor_arguments_are_refused(db_path: Path) -> None:
+    """An unknown synchronous mode or a negative busy timeout is a ConfigurationError."""
+    with pytest.raises(ConfigurationError):
+        SQLiteStore(db_path, synchronous="off")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        SQLiteStore(db_path, busy_timeout=-1)
+
+
+# connection settings and schema
+
+
+@pytest.mark.parametrize(("synchronous", "level"), [("full", 2), ("normal", 1)])
+async def test_connection_pragmas(db_path: Path, synchronous: Any, level: int) -> None:
+    """The store's connection runs in WAL with the chosen synchronous, foreign keys on."""
+    store = SQLiteStore(db_path, synchronous=synchronous, busy_timeout=1.5)
+    await store.open()
+    try:
+        assert await pragma(store, "journal_mode") == "wal"
+        assert await pragma(store, "synchronous") == level
+        assert await pragma(store, "foreign_keys") == 1
+        assert await pragma(store, "busy_timeout") == 1500
+    finally:
+        await store.close()
+
+
+async def test_open_creates_the_schema(store: SQLiteStore, raw: sqlite3.Connection) -> None:
+    """open() on a fresh file creates every table and index and records the migration."""
+    names = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
+    assert {
+        "sessions",
+        "users",
+        "events",
+        "signing_keys",
+        "revocation_epoch",
+        "keyfob_migrations",
+        "sessions_by_user",
+        "sessions_by_revoked_at",
+        "sessions_by_expiry",
+        "events_by_user",
+        "events_by_sid",
+        "events_by_kind",
+        "sessions_revoked",
+    } <= names
+    ledger = raw.execute("SELECT version, name FROM keyfob_migrations").fetchall()
+    assert ledger == [(i + 1, name) for i, name in enumerate(MIGRATIONS)]
+    assert raw.execute("PRAGMA journal_mode").fetchall() == [("wal",)]
+
+
+async def test_open_creates_missing_directories(tmp_path: Path) -> None:
+    """The database's directory is created on open, as `keyfob serve` needs no setup."""
+    store = SQLiteStore(tmp_path / "a" / "b" / "keyfob.db")
+    await store.open()
+    await store.close()
+    assert (tmp_path / "a" / "b" / "keyfob.db").is_file()
+
+
+async def test_processes_opening_a_fresh_file_migrate_it_once(tmp_path: Path) -> None:
+    """Several processes opening one fresh file at once: the schema is created exactly once."""
+    first = functools.partial(SQLiteStore, tmp_path / "0.db")
+    with WorkerPool(first, 3, open_store=False) as pool:
+        applied = pool.race_all(("migrate",))
+        assert sorted(applied, key=repr) == [MIGRATIONS, [], []], applied
+        assert pool.race_all(("counter", "nobody")) == [None, None, None]
+        # More fresh files: switching a new file to WAL under contention is the racy part.
+        for i in range(1, 20):
+            fresh = functools.partial(SQLiteStore, tmp_path / f"{i}.db")
+            applied = pool.race_all(("migrate_new", fresh))
+            assert sorted(applied, key=repr) == [MIGRATIONS, [], []], applied
+
+
+async def test_a_newer_schema_is_refused(db_path: Path, raw: sqlite3.Connection) -> None:
+    """A database migrated by a newer keyfob is refused, not guessed at."""
+    store = SQLiteStore(db_path)
+    await store.open()
+    await store.close()
+    raw.execute("INSERT INTO keyfob_migrations VALUES (9999, '9999_from_the_future', 0)")
+    newer = SQLiteStore(db_path)
+    with pytest.raises(StoreIntegrityError, match="9999_from_the_future"):
+        await newer.open()
+    await newer.close()
+
+
+# errors become StoreUnavailable (or StoreIntegrityError), nothing half-done
+
+
+async def test_a_held_write_lock_surfaces_as_store_unavailable(
+    store: SQLiteStore, raw: sqlite3.Connection
+) -> None:
+    """A rotation that cannot get the write lock within busy_timeout raises StoreUnavailable."""
+    await store.create_session(make_session())
+    raw.execute("BEGIN EXCLUSIVE")
+    raw.execute("UPDATE sessions SET scope = scope")
+    try:
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await store.rotate(
+                "s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL
+            )
+        with pytest.raises(StoreUnavailable):
+            await store.revoke_user_sessions("u1", now=NOW + 1, reason="logout_all")
+        # WAL: readers do not wait for the writer, and see the last committed state.
+        assert await store.get_session("s1") == make_session()
+    finally:
+        raw.execute("ROLLBACK")
+    assert await store.get_session("s1") == make_session()
+    rotated = await store.rotate(
+        "s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL
+    )
+    assert rotated is not None and rotated.counter == 1
+
+
+async def test_waiting_for_a_lock_does_not_block_the_event_loop(
+    db_path: Path, raw: sqlite3.Connection
+) -> None:
+    """While the store waits for another connection's lock, other coroutines keep running."""
+    store = SQLiteStore(db_path, busy_timeout=0.5)
+    await store.open()
+    try:
+        await store.create_session(make_session())
+        raw.execute("BEGIN EXCLUSIVE")
+        raw.execute("UPDATE sessions SET scope = scope")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.rotate(
+                    "s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL
+                )
+        finally:
+            ticker.cancel()
+            raw.execute("ROLLBACK")
+        assert ticks >= 10
+    finally:
+        await store.close()
+
+
+async def test_a_write_transaction_is_all_or_nothing(
+    store: SQLiteStore, raw: sqlite3.Connection
+) -> None:
+    """A failing statement inside save_keys leaves no key of the batch behind."""
+    raw.execute(
+        "CREATE TRIGGER refuse_k2 BEFORE INSERT ON signing_keys WHEN NEW.kid = 'k2' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by test'); END"
+    )
+    with pytest.raises(StoreIntegrityError):
+        await store.save_keys([make_key("k1"), make_key("k2")])
+    assert await store.load_keys() == []
+    await store.save_keys([make_key("k1")])
+    assert [k.kid for k in await store.load_keys()] == ["k1"]
+
+
+async def test_a_duplicate_sid_is_refused(store: SQLiteStore) -> None:
+    """Creating a session with a sid that exists fails instead of replacing the session."""
+    await store.create_session(make_session())
+    with pytest.raises(StoreIntegrityError):
+        await store.create_session(make_session(counter=5))
+    assert await store.get_session("s1") == make_session()
+
+
+async def test_a_duplicate_user_id_is_not_reported_as_a_taken_name(store: SQLiteStore) -> None:
+    """Only a taken username is UserExists; a clash of ids is an integrity error."""
+    await store.create_user(make_user("u1", "alice"))
+    with pytest.raises(StoreIntegrityError):
+        await store.create_user(make_user("u1", "bob"))
+
+
+async def test_a_closed_store_is_unavailable(db_path: Path) -> None:
+    """Every operation on a closed (or never opened) store raises StoreUnavailable."""
+    store = SQLiteStore(db_path)
+    with pytest.raises(StoreUnavailable):
+        await store.get_session("s1")
+    await store.open()
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.count_sessions()
+    assert store.revocation_marker() is None
+
+
+@pytest.fixture
+def not_a_database(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"this is not an SQLite database, it is a text file. " * 100)
+    return path
+
+
+async def test_a_file_that_is_not_a_database_is_an_integrity_error(not_a_database: Path) -> None:
+    """Opening a file that is not an SQLite database raises StoreIntegrityError."""
+    store = SQLiteStore(not_a_database)
+    with pytest.raises(StoreIntegrityError):
+        await store.open()
+    await store.close()
+
+
+async def test_an_unopenable_path_is_unavailable(tmp_path: Path) -> None:
+    """A path that cannot be opened as a file raises StoreUnavailable."""
+    store = SQLiteStore(tmp_path)
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+    await store.close()
+
+
+# revocation marker
+
+
+async def test_revocation_marker_counts_revocations(store: SQLiteStore) -> None:
+    """The marker counts revocations in the database and ignores rotations."""
+    await store.create_session(make_session("a"))
+    await store.create_session(make_session("b"))
+    start = store.revocation_marker()
+    await store.rotate("a", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL)
+    assert store.revocation_marker() == start
+    await store.revoke_session("a", now=NOW + 2, reason="logout")
+    await store.revoke_session("a", now=NOW + 3, reason="logout")  # already revoked
+    assert store.revocation_marker() == 1
+    await store.create_session(make_session("c", revoked_at=NOW, revoked_reason="admin"))
+    assert store.revocation_marker() == 2
+
+
+@pytest.mark.skipif(not SQLiteStore.use_returning, reason="SQLite < 3.35 has no RETURNING")
+async def test_rotate_is_one_statement(store: SQLiteStore) -> None:
+    """A successful rotation runs exactly one SQL statement: the conditional UPDATE."""
+    await store.create_session(make_session())
+    statements: list[str] = []
+    await store._run(lambda conn: conn.set_trace_callback(statements.append))
+    rotated = await store.rotate(
+        "s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL
+    )
+    await store._run(lambda conn: conn.set_trace_callback(None))
+    assert rotated is not None
+    # Triggers show up in the trace as "-- TRIGGER name"; a rotation fires none.
+    assert len(statements) == 1
+    assert statements[0].startswith("UPDATE sessions SET counter = counter + 1")
+    assert "RETURNING" in statements[0]
+
+
+# the store's thread
+
+
+def store_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("keyfob-sqlite")]
+
+
+async def test_each_store_has_one_thread_that_ends_on_close(db_path: Path) -> None:
+    """An open store runs exactly one thread of its own, and close() ends it."""
+    before = set(store_threads())
+    store = SQLiteStore(db_path)
+    await store.open()
+    await asyncio.gather(*(store.count_sessions() for _ in range(20)))
+    mine = set(store_threads()) - before
+    assert len(mine) == 1
+    await store.close()
+    (thread,) = mine
+    await asyncio.to_thread(thread.join, 5)
+    assert not thread.is_alive()
+
+
+# Python 3.13+ warns about a connection closed by the garbage collector: that is the point.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_a_store_nobody_closed_lets_its_thread_end(db_path: Path) -> None:
+    """A store dropped without close() does not leave its thread behind."""
+    before = set(store_threads())
+    store = SQLiteStore(db_path)
+    await store.open()
+    (thread,) = set(store_threads()) - before
+    del store
+    gc.collect()
+    await asyncio.to_thread(thread.join, 5)
+    assert not thread.is_alive()
