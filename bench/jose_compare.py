@@ -17,8 +17,9 @@ Run::
 
     .venv/bin/python bench/jose_compare.py [--quick] [--json]
 
-Timing: contenders run in interleaved rounds and each keeps its fastest round, so a
-noisy neighbour slows every contender alike instead of whichever ran at the time.
+Timing: CPU time of this thread (``time.thread_time``), so time spent descheduled on a
+shared machine does not count; contenders run in interleaved rounds and each keeps its
+fastest round, so a noisy neighbour slows every contender alike.
 docs/dependencies.md quotes these numbers; rerun after upgrading a library.
 """
 
@@ -192,6 +193,7 @@ def contenders(alg: str) -> list[tuple[str, Op, Op]]:
 
 def interleaved_best_us(ops: dict[str, Op], rounds: int, budget_s: float) -> dict[str, float]:
     """Microseconds per call of each op: the fastest of ``rounds`` interleaved batches."""
+    timers = {name: timeit.Timer(op, timer=time.thread_time) for name, op in ops.items()}
     numbers = {}
     for name, op in ops.items():
         op()  # warm up, and check that it works
@@ -199,9 +201,9 @@ def interleaved_best_us(ops: dict[str, Op], rounds: int, budget_s: float) -> dic
         numbers[name] = max(1, int(budget_s / max(once, 1e-7)))
     best = dict.fromkeys(ops, float("inf"))
     for _ in range(rounds):
-        for name, op in ops.items():
+        for name, timer in timers.items():
             n = numbers[name]
-            best[name] = min(best[name], timeit.timeit(op, number=n) / n * 1e6)
+            best[name] = min(best[name], timer.timeit(number=n) / n * 1e6)
     return best
 
 

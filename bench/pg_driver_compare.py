@@ -13,6 +13,9 @@ Contenders, each on its own connection(s), autocommit, the statement prepared on
 - ``asyncpg pool`` and ``psycopg_pool``: the same call on a connection borrowed from each
   driver's pool (asyncpg's without its reset query on release, as the store sets it up;
   psycopg_pool as it comes), since a server borrows a connection per request.
+- ``asyncpg pool, default reset``: asyncpg's pool as it comes, which sends
+  ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every release:
+  the second round trip per refresh that the store's reset avoids.
 - ``keyfob PostgresStore.rotate``: the store as shipped (asyncpg pool: acquire, one
   round trip, release; the row decoded into a ``Session``), to show what the store adds.
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import platform
 import sys
@@ -147,14 +151,15 @@ async def make_psycopg(dsn: str, counters: Counters, width: int) -> tuple[list[C
     return [caller(c) for c in conns], close
 
 
-async def make_asyncpg_pool(
-    dsn: str, counters: Counters, width: int
-) -> tuple[list[Caller], Closer]:
-    # As the store configures it: no reset query on release (see PostgresStore).
-    async def no_reset(conn: asyncpg.Connection) -> None:
-        del conn
+async def no_reset(conn: asyncpg.Connection) -> None:
+    """The store's pool reset: nothing to send (see keyfob.store.postgres._rollback_only)."""
+    del conn
 
-    pool = await asyncpg.create_pool(dsn, min_size=width, max_size=width, reset=no_reset)
+
+async def make_asyncpg_pool(
+    dsn: str, counters: Counters, width: int, *, reset: Any = no_reset
+) -> tuple[list[Caller], Closer]:
+    pool = await asyncpg.create_pool(dsn, min_size=width, max_size=width, reset=reset)
 
     async def call() -> None:
         sid, counter, i = counters.take()
@@ -216,6 +221,7 @@ CONTENDERS = {
     "asyncpg": make_asyncpg,
     "psycopg": make_psycopg,
     "asyncpg pool": make_asyncpg_pool,
+    "asyncpg pool, default reset": functools.partial(make_asyncpg_pool, reset=None),
     "psycopg_pool": make_psycopg_pool,
     "keyfob PostgresStore.rotate": make_store,
 }

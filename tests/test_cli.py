@@ -259,6 +259,11 @@ def test_mask_url_hides_passwords() -> None:
     assert mask_url("postgresql://kf:s3cret@db:5432/kf") == "postgresql://kf:***@db:5432/kf"
     assert mask_url("sqlite:///keyfob.db") == "sqlite:///keyfob.db"
     assert mask_url("redis://:pw@cache/0") == "redis://:***@cache/0"
+    assert mask_url("postgresql://kf:p/a@ss@db/kf") == "postgresql://kf:***@db/kf"
+    assert mask_url("postgresql://db/kf?user=kf&password=s3cret") == (
+        "postgresql://db/kf?user=kf&password=***"
+    )
+    assert mask_url("postgresql://kf@db/kf") == "postgresql://kf@db/kf"
 
 
 def test_render_table_aligns_and_neutralises_control_characters() -> None:

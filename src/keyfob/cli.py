@@ -23,6 +23,7 @@ import asyncio
 import errno
 import importlib.util
 import os
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -31,7 +32,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -53,6 +53,7 @@ APP_FACTORY = "keyfob.server.app:app_from_env"
 #: Admin commands sign no tokens, but the manager needs an issuer to build its verifier.
 _ADMIN_ISSUER = "http://localhost"
 
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _WILDCARD = {"0.0.0.0", "::", ""}  # noqa: S104 - recognising the wildcard, not binding to it
 
@@ -295,18 +296,19 @@ def _echo_table(headers: Sequence[str], rows: Sequence[Sequence[object]], empty:
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
+    """The URL with any password (``user:…@``, ``?password=…``) replaced by ``***``.
+
+    Deliberately textual rather than ``urllib.parse``: a URL that does not parse (a
+    password with an unescaped ``/`` or ``@``) must still not print its password.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    if not password:
-        return url
-    netloc = parts.netloc
-    userinfo, _, hostport = netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+    userinfo, at, hostpart = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.split(':', 1)[0]}:***@{hostpart}"
+    rest = _PASSWORD_PARAM.sub(r"\1***", rest)
+    return f"{scheme}://{rest}"
 
 
 def _store_description(settings: Settings) -> str:

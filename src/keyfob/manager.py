@@ -48,6 +48,7 @@ from .core.revocation import RevokedSids
 from .exceptions import (
     AccessTokenRevoked,
     AuthenticationFailed,
+    BadSignature,
     ConfigurationError,
     MalformedToken,
     SessionExpired,
@@ -111,6 +112,7 @@ class SessionManager:
         self.revoked = RevokedSids()
         self._revocations_synced_at: float | None = None
         self._revocation_marker: object = None
+        self._keys_loaded_at = float("-inf")
 
     def __repr__(self) -> str:
         return f"SessionManager(store={self.store!r})"
@@ -176,6 +178,15 @@ class SessionManager:
             await self.store.set_password_hash(user.id, self._hasher.hash(password))
         return user
 
+    async def get_user(self, user_id: str) -> User | None:
+        return await self.store.get_user(user_id)
+
+    async def get_user_by_name(self, username: str) -> User | None:
+        return await self.store.get_user_by_name(username)
+
+    async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[User]:
+        return await self.store.list_users(limit=limit, offset=offset)
+
     async def change_password(
         self, user_id: str, old_password: str, new_password: str, *, keep_sid: str | None = None
     ) -> list[str]:
@@ -189,7 +200,9 @@ class SessionManager:
         await self.store.set_password_hash(user.id, self._hasher.hash(new_password))
         now = self.clock.now()
         await self._event(EventKind.PASSWORD_CHANGED, now, user_id=user.id, sid=keep_sid)
-        return await self._revoke_user(user.id, RevokeReason.PASSWORD_CHANGE, except_sid=keep_sid)
+        return await self.revoke_user_sessions(
+            user.id, reason=RevokeReason.PASSWORD_CHANGE, except_sid=keep_sid
+        )
 
     # sessions
 
@@ -320,7 +333,30 @@ class SessionManager:
 
     async def logout_all(self, user_id: str) -> list[str]:
         """Revoke every session of the user; return their sids."""
-        return await self._revoke_user(user_id, RevokeReason.LOGOUT_ALL)
+        return await self.revoke_user_sessions(user_id, reason=RevokeReason.LOGOUT_ALL)
+
+    async def revoke_user_sessions(
+        self,
+        user_id: str,
+        *,
+        reason: RevokeReason = RevokeReason.ADMIN,
+        except_sid: str | None = None,
+    ) -> list[str]:
+        """Revoke every session of the user (but ``except_sid``) at once; return their sids."""
+        now = self.clock.now()
+        sids = await self.store.revoke_user_sessions(
+            user_id, now=now, reason=reason.value, except_sid=except_sid
+        )
+        for sid in sids:
+            self._remember_revoked(sid, now)
+        if sids:
+            await self._event(
+                EventKind.REVOKE,
+                now,
+                user_id=user_id,
+                detail=f"{reason.value} sessions={len(sids)}",
+            )
+        return sids
 
     async def list_sessions(self, user_id: str) -> list[Session]:
         """The user's live sessions with device details, newest first."""
@@ -372,7 +408,21 @@ class SessionManager:
         if marker != self._revocation_marker:
             await self.sync_revocations()
             self._revocation_marker = marker
-        return self.verify_access_token(token)
+        try:
+            return self.verify_access_token(token)
+        except BadSignature:
+            # Perhaps signed with a key another instance created or rotated in since we
+            # last loaded keys. Reload at most once a second, so forged tokens cannot
+            # turn into a stream of store reads.
+            now = self.clock.now()
+            if now - self._keys_loaded_at < 1.0:
+                raise
+            await self.reload_keys()
+            return self.verify_access_token(token)
+
+    def keys(self) -> list[KeyRecord]:
+        """The signing keys this process knows (public parts and times; nothing secret)."""
+        return [k.record for k in self._keys.keys]
 
     def jwks(self) -> dict[str, object]:
         """The public keys to publish at ``/.well-known/jwks.json``."""
@@ -409,6 +459,7 @@ class SessionManager:
     def _install_keys(self, records: Iterable[KeyRecord]) -> None:
         keys = [self._load_key(r) for r in records]
         self._keys = KeySet(keys)
+        self._keys_loaded_at = self.clock.now()
         self._verifier = self._verifier.with_keys(self._keys)
 
     def _load_key(self, record: KeyRecord) -> SigningKey:
@@ -516,24 +567,6 @@ class SessionManager:
             except Exception:
                 # The family is already revoked; a failing hook must not undo the answer.
                 logger.exception("the reuse hook failed")
-
-    async def _revoke_user(
-        self, user_id: str, reason: RevokeReason, *, except_sid: str | None = None
-    ) -> list[str]:
-        now = self.clock.now()
-        sids = await self.store.revoke_user_sessions(
-            user_id, now=now, reason=reason.value, except_sid=except_sid
-        )
-        for sid in sids:
-            self._remember_revoked(sid, now)
-        if sids:
-            await self._event(
-                EventKind.REVOKE,
-                now,
-                user_id=user_id,
-                detail=f"{reason.value} sessions={len(sids)}",
-            )
-        return sids
 
     async def _event(
         self,

@@ -7,6 +7,7 @@ in CI (``CI=true``), where it fails.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -224,4 +225,43 @@ def test_demo_page_end_to_end(keyfob_server: Server, browser: Any) -> None:
     page.reload()
     expect(page.locator("#auth-status")).to_have_text("Not signed in.")
     assert page_errors == []
+    context.close()
+
+
+def test_two_tabs_share_one_refresh(keyfob_server: Server, browser: Any) -> None:
+    """Two tabs of one session refresh with one request per cycle (Web Locks + channel)."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    first = context.new_page()
+    first.goto(keyfob_server.url + "/")
+    first.fill("#username", USERNAME)
+    first.fill("#password", PASSWORD)
+    first.click("#register")
+    expect(first.locator("#auth-status")).to_contain_text("Registered")
+    first.click("#login")
+    expect(first.locator("#token")).to_be_visible()
+
+    # The second tab restores the session from the cookie and tells the first.
+    second = context.new_page()
+    second.goto(keyfob_server.url + "/")
+    expect(second.locator("#auth-status")).to_contain_text("Signed in")
+    assert second.evaluate("() => navigator.locks !== undefined")
+
+    refreshes: list[float] = []
+    context.on(
+        "request",
+        lambda request: (
+            refreshes.append(time.monotonic()) if request.url.endswith("/auth/refresh") else None
+        ),
+    )
+    start = [int(p.locator("#refresh-count").inner_text()) for p in (first, second)]
+    for page, count in zip((first, second), start, strict=True):
+        expect(page.locator("#refresh-count")).to_have_text(
+            str(count + 2), timeout=ACCESS_TTL_SECONDS * 4000
+        )
+    assert len(refreshes) >= 2
+    gaps = [b - a for a, b in itertools.pairwise(refreshes)]
+    assert all(gap > ACCESS_TTL_SECONDS / 3 for gap in gaps), f"tabs raced: {gaps}"
+    assert first.locator("#jti").inner_text() == second.locator("#jti").inner_text()
     context.close()

@@ -33,7 +33,13 @@ from keyfob.core.models import (
     TokenPair,
     User,
 )
-from keyfob.exceptions import InvalidGrant, SessionRevoked, TokenReused, UserExists
+from keyfob.exceptions import (
+    InvalidGrant,
+    SessionRevoked,
+    StoreIntegrityError,
+    TokenReused,
+    UserExists,
+)
 from keyfob.manager import SessionManager
 from keyfob.settings import Settings
 from keyfob.store.protocol import RevokedSession, Store
@@ -45,6 +51,11 @@ __all__ = ["StoreContract", "StoreFactory"]
 
 #: Makes a new, unopened store on the test's database; picklable for worker processes.
 StoreFactory = Callable[[], Store]
+
+#: Marks tests that need several store objects or processes on one database. They are
+#: not collected for stores without ``supports_multiprocess`` (see tests/store/conftest.py):
+#: such a test cannot apply to them, so it is left out rather than skipped.
+shared_database = pytest.mark.shared_database
 
 NOW = 1_800_000_000.0
 IDLE_TTL = 7 * 86400.0
@@ -139,18 +150,12 @@ class StoreContract:
     @pytest.fixture
     async def other_store(self, store: Store, store_factory: StoreFactory) -> AsyncIterator[Store]:
         """A second store object on the same database (another connection)."""
-        if not self.supports_multiprocess:
-            pytest.skip("this store cannot be shared by several store objects")
         other = store_factory()
         await other.open()
         try:
             yield other
         finally:
             await other.close()
-
-    def needs_multiprocess(self) -> None:
-        if not self.supports_multiprocess:
-            pytest.skip("this store cannot be shared by several processes")
 
     # opening and migrations
 
@@ -175,11 +180,11 @@ class StoreContract:
         await store.close()
         await store.close()
 
+    @shared_database
     async def test_reopening_keeps_the_data_and_applies_nothing(
         self, store: Store, store_factory: StoreFactory
     ) -> None:
         """A second store opened on the same database sees the data; no migration is pending."""
-        self.needs_multiprocess()
         await store.create_session(make_session())
         await store.close()
         reopened = store_factory()
@@ -210,6 +215,13 @@ class StoreContract:
         got = await store.get_session("s1")
         assert got == session
         assert got is not None and got.revoked
+
+    async def test_duplicate_sid_is_refused(self, store: Store) -> None:
+        """Creating a session with a taken sid raises StoreIntegrityError, overwriting nothing."""
+        await store.create_session(make_session("s1"))
+        with pytest.raises(StoreIntegrityError):
+            await store.create_session(make_session("s1", user_id="u2"))
+        assert await store.get_session("s1") == make_session("s1")
 
     async def test_unknown_session_is_none(self, store: Store) -> None:
         """get_session of an unknown sid returns None."""
@@ -308,6 +320,7 @@ class StoreContract:
         final = await store.get_session("s1")
         assert final is not None and final.counter == 1
 
+    @shared_database
     async def test_stores_sharing_a_database_have_exactly_one_winner(
         self, store: Store, other_store: Store, store_factory: StoreFactory
     ) -> None:
@@ -335,11 +348,11 @@ class StoreContract:
         finally:
             await third.close()
 
+    @shared_database
     async def test_processes_racing_rotate_have_exactly_one_winner(
         self, store: Store, store_factory: StoreFactory
     ) -> None:
         """OS processes rotating one counter at the same moment: one winner in total, each round."""
-        self.needs_multiprocess()
         await store.create_session(make_session())
         with WorkerPool(store_factory, PROCESSES) as pool:
             for counter in range(ROUNDS):
@@ -353,11 +366,11 @@ class StoreContract:
         final = await store.get_session("s1")
         assert final is not None and final.counter == ROUNDS
 
+    @shared_database
     async def test_acknowledged_rotation_survives_sigkill(
         self, store: Store, store_factory: StoreFactory
     ) -> None:
         """A rotation a process acknowledged is in the database after that process is SIGKILLed."""
-        self.needs_multiprocess()
         await store.create_session(make_session())
         with WorkerPool(store_factory, 1) as pool:
             assert pool.race_all(("rotate", "s1", 0, SECRET_HASH, NOW + 1, IDLE_TTL)) == [1]
@@ -426,6 +439,7 @@ class StoreContract:
         assert store.revocation_marker() == first
         assert store.revocation_marker() == first
 
+    @shared_database
     async def test_revocation_marker_moves_when_another_store_revokes(
         self, store: Store, other_store: Store
     ) -> None:
@@ -538,6 +552,13 @@ class StoreContract:
             await store.create_user(make_user("u2", second))
         assert await store.get_user("u2") is None
         assert await store.get_user_by_name(second) == make_user("u1", first)
+
+    async def test_duplicate_user_id_is_refused(self, store: Store) -> None:
+        """A second user with a taken id raises StoreIntegrityError and overwrites nothing."""
+        await store.create_user(make_user("u1", "alice"))
+        with pytest.raises(StoreIntegrityError):
+            await store.create_user(make_user("u1", "bob"))
+        assert await store.get_user("u1") == make_user("u1", "alice")
 
     async def test_set_password_hash(self, store: Store) -> None:
         """set_password_hash replaces the hash of that user only; an unknown id is ignored."""
@@ -694,11 +715,11 @@ class StoreContract:
         assert session.counter == pair.session.counter + 1
         assert session.revoked_reason == RevokeReason.REUSE_DETECTED.value
 
+    @shared_database
     async def test_processes_refreshing_within_grace_get_one_successor(
         self, store: Store, store_factory: StoreFactory
     ) -> None:
         """Processes and coroutines refreshing one token at once all get the identical successor."""
-        self.needs_multiprocess()
         clock = FrozenClock(NOW)
         manager = await self.start_manager(store, FAST_SETTINGS, clock)
         pair = await self.login(manager)
@@ -718,11 +739,11 @@ class StoreContract:
                 assert session is not None and session.counter == round_ + 1
                 pair = local[0]
 
+    @shared_database
     async def test_processes_refreshing_without_grace_have_one_winner(
         self, store: Store, store_factory: StoreFactory
     ) -> None:
         """With grace off, processes and coroutines refreshing one token: one success in total."""
-        self.needs_multiprocess()
         clock = FrozenClock(NOW)
         settings = FAST_SETTINGS.replace(grace=0)
         manager = await self.start_manager(store, settings, clock)

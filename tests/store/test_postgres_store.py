@@ -279,15 +279,47 @@ async def test_a_newer_schema_is_refused(
     await newer.close()
 
 
-async def test_pool_size_comes_from_the_url(database: str) -> None:
-    """pool_min connections are opened up front; the pool never grows past pool_max."""
-    store = PostgresStore.from_url(database + "?pool_min=2&pool_max=3")
+async def test_pool_size_comes_from_the_url(
+    database: str, raw: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """pool_min connections are opened up front; however many calls run at once, the pool
+    never holds more than pool_max (plus the listener's own connection)."""
+    store = PostgresStore.from_url(database + "?pool_min=2&pool_max=3&application_name=kf-pool")
+
+    async def connections() -> int:
+        count = await raw.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'kf-pool'"
+        )
+        return int(count)
+
     await store.open()
     try:
-        assert store._pool is not None
-        assert (store._pool.get_min_size(), store._pool.get_max_size()) == (2, 3)
-        await asyncio.gather(*(store.count_sessions() for _ in range(20)))
-        assert store._pool.get_size() <= 3
+        assert await connections() == 2 + 1
+        await asyncio.gather(*(store.count_sessions() for _ in range(30)))
+        assert await connections() == 3 + 1
+    finally:
+        await store.close()
+    assert await connections() == 0
+
+
+async def test_a_cancelled_call_leaves_no_broken_connection_behind(
+    database: str, raw: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """A call cancelled while it waits on the server (a client gone away) gives its
+    connection up; the next calls get a working one and the session was not changed."""
+    store = PostgresStore(database, pool_min=1, pool_max=1)
+    await store.open()
+    try:
+        await store.create_session(make_session())
+        async with raw.transaction():
+            await raw.execute("SELECT 1 FROM sessions WHERE sid = 's1' FOR UPDATE")
+            waiting = asyncio.ensure_future(rotate_s1(store))
+            await asyncio.sleep(0.1)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        assert await store.get_session("s1") == make_session()
+        assert await rotate_s1(store) is not None
     finally:
         await store.close()
 

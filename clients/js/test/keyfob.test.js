@@ -384,3 +384,32 @@ test("no storage API is touched: the access token lives in memory only", async (
     assert.ok(!source.includes(word), `keyfob.js mentions ${word} outside its header comment`);
   }
 });
+
+test("a refresh answer that arrives after a logout does not log the tab back in", async () => {
+  const server = fakeServer();
+  const auth = client(server);
+  await auth.login("alice", "pw");
+  let release;
+  server.refreshGate = new Promise((resolve) => { release = resolve; });
+  const refreshing = auth.refresh();
+  await settle();
+  await auth.logout();
+  release();
+  await assert.rejects(refreshing, (err) => err.error === "stale");
+  assert.equal(auth.isAuthenticated, false);
+  auth.close();
+});
+
+test("with Web Locks but no BroadcastChannel, tabs wait for the lock instead", async () => {
+  const server = fakeServer();
+  const locks = fakeLocks();
+  const options = { crossTab: true, locks, BroadcastChannel: null };
+  const tabA = client(server, null, options);
+  const tabB = client(server, null, options);
+  await tabA.login("alice", "pw");
+  await tabB.login("alice", "pw");
+  await Promise.all([tabA.refresh(), tabB.refresh()]);
+  assert.equal(server.count("/auth/refresh"), 2, "serialised, one after the other");
+  tabA.close();
+  tabB.close();
+});

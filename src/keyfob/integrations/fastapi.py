@@ -37,10 +37,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import FastAPI, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.exceptions import HTTPException
-from starlette.responses import Response
+try:
+    from fastapi import FastAPI, Request, Security
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from starlette.exceptions import HTTPException
+    from starlette.responses import Response
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        f"keyfob.integrations.fastapi needs FastAPI: pip install 'keyfob[fastapi]' ({exc})"
+    ) from exc
 
 from ..core.clock import Clock
 from ..core.models import Principal

@@ -28,16 +28,21 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from starlette.authentication import (
-    AuthCredentials,
-    AuthenticationBackend,
-    AuthenticationError,
-    BaseUser,
-)
-from starlette.middleware import Middleware
-from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse, Response
+try:
+    from starlette.authentication import (
+        AuthCredentials,
+        AuthenticationBackend,
+        AuthenticationError,
+        BaseUser,
+    )
+    from starlette.middleware import Middleware
+    from starlette.middleware.authentication import AuthenticationMiddleware
+    from starlette.requests import HTTPConnection
+    from starlette.responses import JSONResponse, Response
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        f"keyfob.integrations.starlette needs Starlette: pip install 'keyfob[server]' ({exc})"
+    ) from exc
 
 from ..core.models import Principal
 from ..exceptions import InvalidToken, KeyfobError, PermissionDenied, StoreUnavailable

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ..core.keys import KeyRecord
 from ..core.models import EventKind, SecurityEvent, Session, User
-from ..exceptions import UserExists
+from ..exceptions import StoreIntegrityError, UserExists
 from .protocol import RevokedSession
 
 __all__ = ["MemoryStore"]
@@ -44,6 +44,8 @@ class MemoryStore:
     # sessions
 
     async def create_session(self, session: Session) -> None:
+        if session.sid in self._sessions:
+            raise StoreIntegrityError(f"session {session.sid} exists already")
         self._sessions[session.sid] = session
 
     async def rotate(
@@ -129,6 +131,8 @@ class MemoryStore:
 
     async def create_user(self, user: User) -> None:
         key = user.username.casefold()
+        if user.id in self._users:
+            raise StoreIntegrityError(f"user {user.id} exists already")
         if key in self._user_ids_by_name:
             raise UserExists("that username is already taken")
         self._users[user.id] = user

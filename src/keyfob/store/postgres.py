@@ -1,21 +1,25 @@
 """The PostgreSQL store: keyfob's production store (spec §6), shared by many instances.
 
-Connections. An asyncpg pool (``pool_min``/``pool_max``) whose connections carry
-``statement_timeout`` and ``lock_timeout``, so no call waits on the server for long:
-a query the server cancels, a lock it cannot get, a refused or dropped connection and a
-client-side timeout all become :class:`~keyfob.exceptions.StoreUnavailable`. A
-connection lost while PostgreSQL restarts is replaced on its next use, so the store
-recovers by itself, without being reopened.
+Connections. A pool of asyncpg connections (``pool_min`` opened up front, up to
+``pool_max`` on demand) that carry ``statement_timeout`` and ``lock_timeout``, so no call
+waits on the server for long: a query the server cancels, a lock it cannot get, a
+refused or dropped connection and a client-side timeout all become
+:class:`~keyfob.exceptions.StoreUnavailable`. A connection lost while PostgreSQL
+restarts is replaced on its next use, so the store recovers by itself, without being
+reopened.
 
 One round trip per refresh. ``rotate`` is one ``UPDATE … RETURNING`` outside any
 explicit transaction (spec §3): under READ COMMITTED, concurrent updates of the same row
 queue on its row lock and each re-checks the ``WHERE`` against the winner's version, so of
 callers presenting the same counter exactly one matches, on whichever instance. asyncpg
-prepares each statement once per connection; and the pool's reset on release (four
-statements by default) is replaced by a check that only rolls back a transaction left
-open by a cancelled call. No pooled connection keeps session state: nothing here runs
-``SET`` (only ``SET LOCAL``), ``LISTEN`` or a session-level advisory lock on a pooled
-connection.
+prepares each statement once per connection and keeps it. The pool is this module's own
+(:class:`_Pool`), not asyncpg's: asyncpg's sends a reset query on every release (a
+second round trip per refresh) and, even without it, costs as much client time per
+borrow as the rotation itself (bench/pg_driver_compare.py). It can be small because no
+pooled connection keeps session state (nothing here runs ``SET``, only ``SET LOCAL``;
+``LISTEN`` and session advisory locks live on connections of their own), and because a
+connection whose call did not end cleanly (cancelled, timed out, broken, inside a
+transaction) is dropped rather than repaired.
 
 Revocations across instances. A trigger (migration 0001) sends ``NOTIFY
 keyfob_revocations, '<sid>'`` in the transaction of every revocation, whoever makes it.
@@ -47,7 +51,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -245,14 +249,16 @@ class PostgresStore:
         self.statement_cache_size = statement_cache_size
         self.migration_timeout = float(migration_timeout)
         self.listener_keepalive = float(listener_keepalive)
+        # Named "keyfob" in pg_stat_activity, unless the URL names it (?application_name=).
+        named = any(k == "application_name" for k, _ in parse_qsl(urlsplit(dsn).query))
         self.server_settings: dict[str, str] = {
-            "application_name": "keyfob",
+            **({} if named else {"application_name": "keyfob"}),
             "statement_timeout": str(_ms(self.statement_timeout)),
             "lock_timeout": str(_ms(self.lock_timeout)),
             **(server_settings or {}),
         }
         self._migrations: list[Migration] = load_migrations("postgresql")
-        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._pool: _Pool | None = None
         self._marker = 0
         self._listener: Connection | None = None
         self._listener_task: asyncio.Task[None] | None = None
@@ -339,28 +345,16 @@ class PostgresStore:
         await self.release_purge_lock()
         pool, self._pool = self._pool, None
         if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), timeout=self.connect_timeout)
-            except (TimeoutError, *_UNAVAILABLE):
-                # Connections still busy or a server that does not answer: drop them.
-                pool.terminate()
+            await pool.close(within=self.connect_timeout)
 
     async def _ensure_pool(self) -> None:
         if self._pool is not None:
             return
+        pool = _Pool(lambda: self._connect(self.dsn), self.pool_max)
         with self._translate("connecting"):
-            pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=self.pool_min,
-                max_size=self.pool_max,
-                reset=_rollback_only,
-                timeout=self.connect_timeout,
-                command_timeout=self._command_timeout(),
-                statement_cache_size=self.statement_cache_size,
-                server_settings=self.server_settings,
-            )
+            await pool.fill(self.pool_min)
         if self._pool is not None:  # another task opened the store meanwhile
-            await pool.close()
+            await pool.close(within=self.connect_timeout)
             return
         self._pool = pool
 
@@ -411,12 +405,23 @@ class PostgresStore:
 
     @contextlib.asynccontextmanager
     async def _connection(self, doing: str = "a query") -> AsyncIterator[Connection]:
+        """Borrow a pooled connection; errors become StoreUnavailable."""
         pool = self._pool
         if pool is None:
             raise StoreUnavailable("the PostgreSQL store is not open")
         with self._translate(doing):
-            async with pool.acquire(timeout=self.connect_timeout) as conn:
+            conn = await pool.acquire(within=self.connect_timeout)
+            clean = False
+            try:
                 yield conn
+                clean = True
+            except (asyncpg.PostgresError, KeyfobError):
+                # The server answered (an error is an answer): the connection is idle
+                # again and can serve the next caller, unless the error ended it.
+                clean = True
+                raise
+            finally:
+                pool.release(conn, clean=clean)
 
     async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
         async with self._connection() as conn:
@@ -606,11 +611,13 @@ class PostgresStore:
                 conn = await self._connect_listener()
             except StoreUnavailable as exc:
                 logger.debug("revocation listener: reconnect failed: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            logger.info("revocation listener reconnected to PostgreSQL")
-            return conn
+            except Exception:  # keep trying whatever went wrong, but say what it was
+                logger.exception("revocation listener: reconnect failed")
+            else:
+                logger.info("revocation listener reconnected to PostgreSQL")
+                return conn
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     # users
 
@@ -724,15 +731,90 @@ class PostgresStore:
             await self._execute("DELETE FROM signing_keys WHERE kid = ANY($1::text[])", list(kids))
 
 
-async def _rollback_only(conn: Connection) -> None:
-    """The pool's reset on release: nothing to send.
+class _Pool:
+    """Up to ``max_size`` connections, lent one caller at a time, most recently used first.
 
-    asyncpg rolls back a transaction left open (a cancelled call) before calling this;
-    the default reset would then send ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
-    RESET ALL`` on every release, a second round trip per refresh, to undo session state
-    this store never creates on pooled connections.
+    Borrowing an idle connection costs no I/O and no extra trip through the event loop.
+    A connection is made when none is idle and fewer than ``max_size`` exist; past that,
+    callers wait (up to the acquire timeout) for one to come back. A connection returned
+    after a call that did not end cleanly, or found closed, or inside a transaction, is
+    terminated and replaced on demand: there is no state to repair, so none is.
     """
-    del conn
+
+    def __init__(self, connect: Callable[[], Awaitable[Connection]], max_size: int) -> None:
+        self._connect = connect
+        self._idle: list[Connection] = []
+        self._in_use: set[Connection] = set()
+        #: One permit per connection that may be lent: idle ones do not hold a permit.
+        self._permits = asyncio.Semaphore(max_size)
+        self._closed = False
+        #: Set when the pool is closed and the last lent connection has come back.
+        self._drained = asyncio.Event()
+
+    @property
+    def size(self) -> int:
+        """Connections open now, idle or lent."""
+        return len(self._idle) + len(self._in_use)
+
+    async def fill(self, count: int) -> None:
+        """Open ``count`` idle connections (all of them, or none: the error is raised)."""
+        results = await asyncio.gather(
+            *(self._connect() for _ in range(count)), return_exceptions=True
+        )
+        opened = [r for r in results if not isinstance(r, BaseException)]
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            for conn in opened:
+                conn.terminate()
+            raise failed[0]
+        self._idle.extend(opened)
+
+    async def acquire(self, within: float) -> Connection:
+        """A connection, waiting at most ``within`` seconds for one to come back."""
+        if self._closed:
+            raise asyncpg.InterfaceError("the connection pool is closed")
+        if self._permits.locked():
+            async with asyncio.timeout(within):
+                await self._permits.acquire()
+        else:
+            await self._permits.acquire()  # free: returns at once, no await happens
+        try:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.is_closed():
+                    break
+            else:
+                conn = await self._connect()
+        except BaseException:
+            self._permits.release()
+            raise
+        self._in_use.add(conn)
+        return conn
+
+    def release(self, conn: Connection, *, clean: bool) -> None:
+        self._in_use.discard(conn)
+        if self._closed and not self._in_use:
+            self._drained.set()
+        if clean and not self._closed and not conn.is_closed() and not conn.is_in_transaction():
+            self._idle.append(conn)
+        else:
+            # Cancelled mid-query, timed out, broken, or the pool is closing: drop it
+            # (the server ends the session, and rolls back whatever it had open).
+            conn.terminate()
+        self._permits.release()
+
+    async def close(self, within: float) -> None:
+        """Close the idle connections; wait up to ``within`` seconds for lent ones to come
+        back, then drop those still out."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(_close_quietly(conn, within) for conn in idle))
+        if self._in_use:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within):
+                    await self._drained.wait()
+        for conn in list(self._in_use):
+            conn.terminate()
 
 
 async def _close_quietly(conn: Connection, within: float) -> None:

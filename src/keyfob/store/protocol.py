@@ -37,7 +37,7 @@ class RevokedSession:
 
 class SessionStore(Protocol):
     async def create_session(self, session: Session) -> None:
-        """Insert a new session; its sid is new (random 128 bits)."""
+        """Insert a new session; a taken sid raises :class:`StoreIntegrityError`."""
 
     async def rotate(
         self, sid: str, *, counter: int, secret_hash: bytes, now: float, idle_ttl: float
@@ -86,7 +86,8 @@ class SessionStore(Protocol):
 
 class UserStore(Protocol):
     async def create_user(self, user: User) -> None:
-        """Insert a user; :class:`keyfob.exceptions.UserExists` if the username is taken."""
+        """Insert a user: :class:`UserExists` if the username is taken (case-insensitively),
+        :class:`StoreIntegrityError` if the id is."""
 
     async def get_user(self, user_id: str) -> User | None: ...
 

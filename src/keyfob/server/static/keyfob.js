@@ -133,7 +133,9 @@
       this._locks = crossTab
         ? (options.locks || (g.navigator && g.navigator.locks) || null)
         : null;
-      const Channel = crossTab ? (options.BroadcastChannel || g.BroadcastChannel) : null;
+      const Channel = crossTab
+        ? ("BroadcastChannel" in options ? options.BroadcastChannel : g.BroadcastChannel)
+        : null;
       this._lockName = "keyfob-refresh " + this.baseUrl;
       this._channel = Channel ? new Channel("keyfob " + this.baseUrl) : null;
       if (this._channel) {
@@ -141,7 +143,9 @@
       }
       this._token = null;
       this._expiresAt = 0;
+      this._lifetimeMs = 0;
       this._generation = 0; // bumps on every new token, ours or another tab's
+      this._epoch = 0; // bumps on login and logout: older refresh answers are stale
       this._inflight = null;
       this._timer = null;
       this._handlers = new Map();
@@ -201,6 +205,7 @@
     }
 
     async login(username, password) {
+      this._epoch += 1;
       const started = this._now();
       const res = await this._post("auth/login", { username, password });
       if (!res.ok) throw await readError(res);
@@ -315,6 +320,10 @@
 
     async _coordinatedRefresh(generation) {
       if (!this._locks) return this._refreshOnce(generation);
+      if (!this._channel) {
+        // No way to hear another tab's result: wait for the lock, then look.
+        return this._locks.request(this._lockName, () => this._refreshOnce(generation));
+      }
       const mine = await this._locks.request(
         this._lockName, { ifAvailable: true },
         (lock) => (lock ? this._refreshOnce(generation) : BUSY),
@@ -356,6 +365,7 @@
         return { expiresAt: this._expiresAt, shared: true };
       }
       const started = this._now();
+      const epoch = this._epoch;
       let res;
       try {
         res = await this._fetch(this._url("auth/refresh"), {
@@ -386,6 +396,10 @@
         throw failure;
       }
       const body = await res.json();
+      if (epoch !== this._epoch) {
+        // A logout or a new login happened meanwhile: this answer belongs to the past.
+        throw new KeyfobError("stale", "a login or logout happened during the refresh", 0);
+      }
       this._setToken(body.access_token, body.expires_in, started);
       this._broadcast();
       const detail = { expiresAt: this._expiresAt, expiresIn: body.expires_in, source: "self" };
@@ -412,9 +426,10 @@
     _setToken(token, expiresIn, startedAt) {
       this._token = token;
       // Counted from when the request left: the token cannot be younger than that.
-      this._expiresAt = startedAt + Number(expiresIn) * 1000;
+      this._lifetimeMs = Number(expiresIn) * 1000;
+      this._expiresAt = startedAt + this._lifetimeMs;
       this._generation += 1;
-      this._schedule(this._refreshDelay(Number(expiresIn) * 1000));
+      this._schedule(this._refreshDelay(this._lifetimeMs));
     }
 
     _refreshDelay(lifetimeMs) {
@@ -444,6 +459,7 @@
     }
 
     _clear() {
+      this._epoch += 1;
       this._cancelTimer();
       this._token = null;
       this._expiresAt = 0;
@@ -453,7 +469,10 @@
     _broadcast(message) {
       if (!this._channel) return;
       const data = message || {
-        type: "token", accessToken: this._token, expiresAt: this._expiresAt,
+        type: "token",
+        accessToken: this._token,
+        expiresAt: this._expiresAt,
+        lifetimeMs: this._lifetimeMs,
       };
       try {
         this._channel.postMessage(data);
@@ -467,11 +486,13 @@
       if (data.type === "token" && typeof data.accessToken === "string") {
         this._token = data.accessToken;
         this._expiresAt = Number(data.expiresAt);
+        this._lifetimeMs = Number(data.lifetimeMs) || Math.max(0, this._expiresAt - this._now());
         this._generation += 1;
-        const lifetimeMs = Math.max(0, this._expiresAt - this._now());
-        this._schedule(this._refreshDelay(lifetimeMs));
+        // The same schedule as the tab that refreshed, so the tabs' timers fire together
+        // and the one that finds the lock taken waits for the other's token.
+        this._schedule(this._refreshDelay(this._lifetimeMs));
         this._emit("refresh", {
-          expiresAt: this._expiresAt, expiresIn: Math.round(lifetimeMs / 1000), source: "tab",
+          expiresAt: this._expiresAt, expiresIn: this._lifetimeMs / 1000, source: "tab",
         });
         this._notifyWaiters("token");
       } else if (data.type === "failed") {
