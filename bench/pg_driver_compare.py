@@ -10,14 +10,13 @@ Contenders, each on its own connection(s), autocommit, the statement prepared on
 - ``asyncpg``: ``Connection.fetchrow`` (asyncpg prepares and caches statements itself).
 - ``psycopg``: ``AsyncConnection.execute(..., prepare=True)`` then ``fetchone()``, binary
   results; autocommit so no ``BEGIN``/``COMMIT`` is sent.
-- ``asyncpg pool`` and ``psycopg_pool``: the same call on a connection borrowed from each
-  driver's pool (asyncpg's without its reset query on release, as the store sets it up;
-  psycopg_pool as it comes), since a server borrows a connection per request.
-- ``asyncpg pool, default reset``: asyncpg's pool as it comes, which sends
-  ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every release:
-  the second round trip per refresh that the store's reset avoids.
-- ``keyfob PostgresStore.rotate``: the store as shipped (asyncpg pool: acquire, one
-  round trip, release; the row decoded into a ``Session``), to show what the store adds.
+- ``asyncpg pool, default reset``: the same call on a connection borrowed from asyncpg's
+  pool as it comes, which sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+  RESET ALL`` on every release: a second round trip per refresh.
+- ``asyncpg pool, no reset``: asyncpg's pool with that reset turned off.
+- ``psycopg_pool``: the same call on a connection borrowed from psycopg's pool.
+- ``keyfob PostgresStore.rotate``: the store as shipped (its own small pool over asyncpg
+  connections, one round trip, the row decoded into a ``Session``): what keyfob pays.
 
 Two shapes: ``sequential`` (one connection, one call at a time: latency per call) and
 ``concurrent`` (8 connections, one task each: the client's CPU per call when the server
@@ -152,7 +151,7 @@ async def make_psycopg(dsn: str, counters: Counters, width: int) -> tuple[list[C
 
 
 async def no_reset(conn: asyncpg.Connection) -> None:
-    """The store's pool reset: nothing to send (see keyfob.store.postgres._rollback_only)."""
+    """A pool reset that sends nothing (asyncpg still rolls back an open transaction)."""
     del conn
 
 
@@ -220,8 +219,8 @@ async def make_store(dsn: str, counters: Counters, width: int) -> tuple[list[Cal
 CONTENDERS = {
     "asyncpg": make_asyncpg,
     "psycopg": make_psycopg,
-    "asyncpg pool": make_asyncpg_pool,
     "asyncpg pool, default reset": functools.partial(make_asyncpg_pool, reset=None),
+    "asyncpg pool, no reset": make_asyncpg_pool,
     "psycopg_pool": make_psycopg_pool,
     "keyfob PostgresStore.rotate": make_store,
 }
@@ -324,7 +323,7 @@ def main() -> None:
         base = row["asyncpg"]
         print(f"\n{shape} ({1 if shape == 'sequential' else CONCURRENCY} connection(s))")
         for name, us in row.items():
-            print(f"  {name:<30} {us:8.1f} µs/call   {us / base:5.2f}x asyncpg")
+            print(f"  {name:<32} {us:8.1f} µs/call   {us / base:5.2f}x asyncpg")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ httptools, one worker, loopback):
 
 Each server runs pinned to CPU 0 and the load generator (asyncio on raw sockets, one
 process) to CPU 1 when ``taskset`` exists. Modes run interleaved for ``--rounds`` rounds;
-the median is reported. Any answer other than 200 is counted and reported. The rate
+the median is reported, with the server process's CPU time per request (user + system,
+all threads, from /proc), which other load on a shared machine disturbs much less than
+the rate. Any answer other than 200 is counted and reported. The rate
 limits stay on (their cost is part of the route) but are raised above the load.
 
     .venv/bin/python bench/refresh_route.py [--seconds 5] [--connections 16] [--rounds 3]
@@ -119,8 +121,14 @@ def pinned(cpu: int, command: list[str]) -> list[str]:
     return command
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def uvicorn(factory: str, env: dict[str, str]) -> Iterator[int]:
+def uvicorn(factory: str, env: dict[str, str]) -> Iterator[tuple[int, int]]:
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", f"refresh_route:{factory}", "--factory",
@@ -138,7 +146,7 @@ def uvicorn(factory: str, env: dict[str, str]) -> Iterator[int]:
             time.sleep(0.05)
         else:
             raise RuntimeError(f"{factory} did not start")
-        yield port
+        yield port, process.pid  # taskset execs uvicorn: the same process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -181,8 +189,12 @@ class Connection:
         self.writer.close()
 
 
-async def measure(mode: str, port: int, connections: int, seconds: float) -> dict[str, float]:
-    """Requests/s of ``mode`` over ``connections`` keep-alive connections for ``seconds``."""
+async def measure(
+    mode: str, port: int, pid: int, connections: int, seconds: float
+) -> dict[str, float]:
+    """Requests/s of ``mode`` over ``connections`` keep-alive connections for ``seconds``,
+    and the server's CPU time per request (which other load on the machine disturbs far
+    less than the rate)."""
     conns = [await Connection.open(port) for _ in range(connections)]
     json_headers = "Content-Type: application/json\r\n"
     state: list[str] = []
@@ -219,12 +231,18 @@ async def measure(mode: str, port: int, connections: int, seconds: float) -> dic
                 if mode == "refresh":
                     return  # the chain is broken; the error is reported
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_seconds(pid)
     await asyncio.gather(*(run(i) for i in range(connections)))
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, cpu_seconds(pid) - cpu
     for conn in conns:
         conn.close()
-    return {"rps": sum(counts) / elapsed, "requests": sum(counts), "errors": sum(errors)}
+    requests = sum(counts)
+    return {
+        "rps": requests / elapsed,
+        "cpu_us": cpu / requests * 1e6,
+        "requests": requests,
+        "errors": sum(errors),
+    }
 
 
 async def register(port: int) -> None:
@@ -284,23 +302,26 @@ def main() -> None:
                 "fastapi_app": fastapi_port,
                 "keyfob_app": keyfob_port,
             }
-            asyncio.run(register(keyfob_port))
+            asyncio.run(register(keyfob_port[0]))
             for _ in range(args.rounds):
                 for label, (server, mode) in runs.items():
-                    outcome = measure(mode, ports[server], args.connections, args.seconds)
+                    port, pid = ports[server]
+                    outcome = measure(mode, port, pid, args.connections, args.seconds)
                     results[label].append(asyncio.run(outcome))
     print(
         f"one uvicorn worker (uvloop, httptools), {args.connections} connections, "
         f"{args.rounds} x {args.seconds:g} s, store {args.store}"
     )
-    hello = statistics.median(r["rps"] for r in results["starlette hello"])
+    hello_cpu = statistics.median(r["cpu_us"] for r in results["starlette hello"])
+    print(f"  {'':22} {'req/s':>8}  {'[min-max]':>13}  {'CPU us/req':>10}  {'x hello':>7}  non-200")
     for label, rounds in results.items():
         rps = statistics.median(r["rps"] for r in rounds)
-        errors = sum(r["errors"] for r in rounds)
+        cpu = statistics.median(r["cpu_us"] for r in rounds)
         spread = f"{min(r['rps'] for r in rounds):,.0f}-{max(r['rps'] for r in rounds):,.0f}"
+        errors = sum(r["errors"] for r in rounds)
         print(
-            f"  {label:22} {rps:8,.0f} req/s  (rounds {spread}; {rps / hello:4.0%} of "
-            f"starlette hello; non-200: {errors})"
+            f"  {label:22} {rps:8,.0f}  {spread:>13}  {cpu:10,.0f}  {cpu / hello_cpu:6.2f}x  "
+            f"{errors:7.0f}"
         )
 
 

@@ -11,7 +11,7 @@ import functools
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -155,6 +155,15 @@ async def eventually(condition: Callable[[], bool], within: float) -> float:
             raise AssertionError(f"not within {within} s")
         await asyncio.sleep(0.005)
     return time.monotonic() - start
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float) -> None:
+    """Wait until the (async) ``check`` holds; fail after ``within`` seconds."""
+    start = time.monotonic()
+    while not await check():
+        if time.monotonic() - start > within:
+            raise AssertionError(f"not within {within} s")
+        await asyncio.sleep(0.01)
 
 
 async def rotate_s1(store: PostgresStore, counter: int = 0) -> object:
@@ -305,20 +314,27 @@ async def test_pool_size_comes_from_the_url(
 async def test_a_cancelled_call_leaves_no_broken_connection_behind(
     database: str, raw: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    """A call cancelled while it waits on the server (a client gone away) gives its
-    connection up; the next calls get a working one and the session was not changed."""
+    """A call cancelled while it waits on the server (its client went away) has its
+    statement cancelled on the server, and its connection serves the next call."""
     store = PostgresStore(database, pool_min=1, pool_max=1)
     await store.open()
+
+    async def has_lock_waiters(expected: bool) -> bool:
+        query = "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        return bool(await raw.fetchval(query)) is expected
+
     try:
         await store.create_session(make_session())
         async with raw.transaction():
             await raw.execute("SELECT 1 FROM sessions WHERE sid = 's1' FOR UPDATE")
             waiting = asyncio.ensure_future(rotate_s1(store))
-            await asyncio.sleep(0.1)
+            await until(lambda: has_lock_waiters(True), within=2)
             waiting.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await waiting
-        assert await store.get_session("s1") == make_session()
+            # The server gives up the statement while the lock is still held: it never ran.
+            await until(lambda: has_lock_waiters(False), within=2)
+        assert await store.get_session("s1") == make_session()  # the same, single connection
         assert await rotate_s1(store) is not None
     finally:
         await store.close()

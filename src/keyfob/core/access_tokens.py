@@ -1,10 +1,10 @@
 """RFC 9068 access tokens: JWTs with ``typ: at+jwt``, signed with the issuer's key set.
 
-keyfob reads and writes the JWS compact serialization itself and signs and verifies with
-``cryptography`` directly, through the three JWA algorithms it allows (RFC 7518 §3.3-3.4,
-RFC 8037). Both JOSE libraries were measured for this hot path (bench/jose_compare.py,
-docs/dependencies.md): even PyJWT's lowest layer rebuilds its ``cryptography`` parameter
-objects on every call, which alone costs more than keyfob's whole header check. The
+keyfob reads and writes the JWS compact serialization of its RFC 9068 profile itself and
+signs and verifies through PyJWT's JWA algorithm objects, for the three algorithms it
+allows (RFC 7518 §3.3-3.4, RFC 8037). Both JOSE libraries were measured for this hot path
+(bench/jose_compare.py, docs/dependencies.md): their full decode() costs about twice the
+raw signature check, mostly in generic parsing that the profile does not need. The
 Wycheproof vectors (tests/core/test_wycheproof.py) run against the functions here.
 
 Verification refuses, in this order and before any work the token did not pay for
@@ -32,19 +32,15 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Final, NoReturn, cast
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.exceptions import InvalidKeyError
 
 from ..exceptions import (
     BadSignature,
@@ -53,7 +49,7 @@ from ..exceptions import (
     InvalidClaims,
     MalformedAccessToken,
 )
-from .keys import ALGORITHMS, KeyLookup, PrivateKey, PublicKey, SigningKey, VerifyingKey
+from .keys import ALGORITHMS, KeyLookup, PublicKey, SigningKey, VerifyingKey
 
 __all__ = [
     "ACCESS_TOKEN_TYP",
@@ -137,60 +133,21 @@ def _header(segment: str) -> Mapping[str, object]:
 
 
 # --- the three JWA algorithms -----------------------------------------------------------
-# Parameter objects are built once. PyJWT's algorithm layer builds new ones on every call,
-# which is most of what it adds to the raw operation (bench/jose_compare.py).
-_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
-_PKCS1V15: Final = padding.PKCS1v15()
-_SHA256: Final = hashes.SHA256()
-
-
-def _sign_es256(key: PrivateKey, data: bytes) -> bytes:
-    # JWS wants R‖S, 32 bytes each (RFC 7518 §3.4); cryptography speaks DER.
-    r, s = decode_dss_signature(cast(ec.EllipticCurvePrivateKey, key).sign(data, _ECDSA_SHA256))
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-
-def _sign_eddsa(key: PrivateKey, data: bytes) -> bytes:
-    return cast(ed25519.Ed25519PrivateKey, key).sign(data)
-
-
-def _sign_rs256(key: PrivateKey, data: bytes) -> bytes:
-    return cast(rsa.RSAPrivateKey, key).sign(data, _PKCS1V15, _SHA256)
-
-
-def _verify_es256(key: PublicKey, data: bytes, signature: bytes) -> None:
-    if len(signature) != 64:
-        raise InvalidSignature
-    der = encode_dss_signature(
-        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    )
-    cast(ec.EllipticCurvePublicKey, key).verify(der, data, _ECDSA_SHA256)
-
-
-def _verify_eddsa(key: PublicKey, data: bytes, signature: bytes) -> None:
-    cast(ed25519.Ed25519PublicKey, key).verify(signature, data)
-
-
-def _verify_rs256(key: PublicKey, data: bytes, signature: bytes) -> None:
-    cast(rsa.RSAPublicKey, key).verify(signature, data, _PKCS1V15, _SHA256)
-
-
-# Keys reach these only through SigningKey / VerifyingKey, which pair alg and key type.
-_SIGN: Final[Mapping[str, Callable[[PrivateKey, bytes], bytes]]] = {
-    "ES256": _sign_es256,
-    "EdDSA": _sign_eddsa,
-    "RS256": _sign_rs256,
-}
-_VERIFY: Final[Mapping[str, Callable[[PublicKey, bytes, bytes], None]]] = {
-    "ES256": _verify_es256,
-    "EdDSA": _verify_eddsa,
-    "RS256": _verify_rs256,
+# The JWA signature layer (RFC 7518 §3.3-3.4, RFC 8037) is PyJWT's: its algorithm objects
+# turn cryptography's signatures into JWS form (R||S for ES256) and back. keyfob keeps
+# only the RFC 9068 profile above it (the strict compact parser, header and claim policy),
+# because PyJWT's decode() costs 2.2x the raw verification on this hot path
+# (bench/jose_compare.py, docs/dependencies.md). The objects are built once.
+_JWA: Final[Mapping[str, Algorithm]] = {
+    "ES256": ECAlgorithm(ECAlgorithm.SHA256),
+    "EdDSA": OKPAlgorithm(),
+    "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
 }
 
 
 def sign_bytes(key: SigningKey, data: bytes) -> bytes:
     """``key``'s JWS signature (RFC 7518/8037 form) of ``data``."""
-    return _SIGN[key.alg](key.private_key, data)
+    return _JWA[key.alg].sign(data, key.private_key)
 
 
 def verify_signature(
@@ -201,15 +158,14 @@ def verify_signature(
     The one primitive every token verification goes through. An ``alg`` outside
     :data:`~keyfob.core.keys.ALGORITHMS`, or a key of another type, verifies nothing.
     """
-    verify = _VERIFY.get(alg)
-    if verify is None:
+    jwa = _JWA.get(alg)
+    if jwa is None:
         return False
     try:
-        verify(public_key, signing_input, signature)
-    except (InvalidSignature, TypeError, ValueError, AttributeError):
+        return bool(jwa.verify(signing_input, public_key, signature))
+    except (InvalidSignature, InvalidKeyError, TypeError, ValueError, AttributeError):
         # A malformed signature or a mismatched key must not escape as a foreign error.
         return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +205,7 @@ def verify_jws(
     if not _FORBIDDEN_HEADERS.isdisjoint(header):
         raise MalformedAccessToken("the token header names its own key or critical extensions")
     alg = header.get("alg")
-    if type(alg) is not str or alg not in algorithms or alg not in _VERIFY:
+    if type(alg) is not str or alg not in algorithms or alg not in _JWA:
         raise MalformedAccessToken("the token algorithm is not allowed")
     if typ is not None:
         token_typ = header.get("typ")

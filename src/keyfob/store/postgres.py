@@ -18,8 +18,8 @@ second round trip per refresh) and, even without it, costs as much client time p
 borrow as the rotation itself (bench/pg_driver_compare.py). It can be small because no
 pooled connection keeps session state (nothing here runs ``SET``, only ``SET LOCAL``;
 ``LISTEN`` and session advisory locks live on connections of their own), and because a
-connection whose call did not end cleanly (cancelled, timed out, broken, inside a
-transaction) is dropped rather than repaired.
+connection that comes back broken or inside a transaction is dropped rather than
+repaired.
 
 Revocations across instances. A trigger (migration 0001) sends ``NOTIFY
 keyfob_revocations, '<sid>'`` in the transaction of every revocation, whoever makes it.
@@ -411,17 +411,20 @@ class PostgresStore:
             raise StoreUnavailable("the PostgreSQL store is not open")
         with self._translate(doing):
             conn = await pool.acquire(within=self.connect_timeout)
-            clean = False
+            sound = True
             try:
                 yield conn
-                clean = True
-            except (asyncpg.PostgresError, KeyfobError):
-                # The server answered (an error is an answer): the connection is idle
-                # again and can serve the next caller, unless the error ended it.
-                clean = True
+            except (asyncpg.PostgresError, KeyfobError, TimeoutError, asyncio.CancelledError):
+                # The server answered (an error is an answer), or the call was cancelled
+                # or timed out: then asyncpg has asked the server to cancel the statement
+                # and finishes that before the connection's next statement. Either way
+                # the connection can serve the next caller, unless the error ended it.
+                raise
+            except BaseException:
+                sound = False  # broken (InterfaceError, OSError, …): not worth a retry
                 raise
             finally:
-                pool.release(conn, clean=clean)
+                pool.release(conn, sound=sound)
 
     async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
         async with self._connection() as conn:
@@ -737,8 +740,9 @@ class _Pool:
     Borrowing an idle connection costs no I/O and no extra trip through the event loop.
     A connection is made when none is idle and fewer than ``max_size`` exist; past that,
     callers wait (up to the acquire timeout) for one to come back. A connection returned
-    after a call that did not end cleanly, or found closed, or inside a transaction, is
-    terminated and replaced on demand: there is no state to repair, so none is.
+    broken, found closed, or inside a transaction is terminated and replaced on demand:
+    there is no session state to repair, so none is. (A cancelled call's connection is
+    sound: asyncpg completes the cancellation before that connection's next statement.)
     """
 
     def __init__(self, connect: Callable[[], Awaitable[Connection]], max_size: int) -> None:
@@ -791,15 +795,15 @@ class _Pool:
         self._in_use.add(conn)
         return conn
 
-    def release(self, conn: Connection, *, clean: bool) -> None:
+    def release(self, conn: Connection, *, sound: bool) -> None:
         self._in_use.discard(conn)
         if self._closed and not self._in_use:
             self._drained.set()
-        if clean and not self._closed and not conn.is_closed() and not conn.is_in_transaction():
+        if sound and not self._closed and not conn.is_closed() and not conn.is_in_transaction():
             self._idle.append(conn)
         else:
-            # Cancelled mid-query, timed out, broken, or the pool is closing: drop it
-            # (the server ends the session, and rolls back whatever it had open).
+            # Broken, left inside a transaction, or the pool is closing: drop it (the
+            # server ends the session and rolls back whatever it had open).
             conn.terminate()
         self._permits.release()
 
