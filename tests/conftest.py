@@ -26,3 +26,7 @@ def settings() -> Settings:
 async def manager(settings: Settings, clock: FrozenClock) -> AsyncIterator[SessionManager]:
     async with SessionManager(settings, MemoryStore(), clock=clock) as m:
         yield m
+
+
+# Throwaway PostgreSQL and Redis servers for the suites that need them (session-scoped).
+from tests.services import postgres_server, redis_server  # noqa: E402, F401

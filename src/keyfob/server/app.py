@@ -75,9 +75,12 @@ def create_app(
         limiter=RateLimiter(rate_limits),
         allowed_origins=allowed,
     )
+    auth = AuthRoutes(ctx)
+    # Starlette tries routes in order: the hot ones (refresh, token, protected) first.
     routes: list[BaseRoute] = [
-        *AuthRoutes(ctx).routes(),
+        *auth.hot_routes(),
         *OAuthRoutes(ctx).routes(),
+        *auth.routes(),
         *WellKnownRoutes(ctx).routes(),
     ]
 

@@ -12,7 +12,7 @@ import json
 from typing import Final
 from urllib.parse import parse_qsl
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from ..oauth.errors import InvalidRequest
 from .errors import PayloadTooLarge, UnsupportedMediaType
@@ -143,17 +143,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise InvalidRequest("the Content-Length header is malformed")
         if len(length) > 12 or int(length) > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    # The ASGI messages directly: the hot routes read one small body.
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise InvalidRequest("the client went away") from None
-    return b"".join(chunks)
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise InvalidRequest("the client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class _DuplicateKey(Exception):
@@ -164,9 +167,11 @@ class _DuplicateKey(Exception):
 
 def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     # Two parsers reading different values from one body is how smuggling starts.
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
     return result

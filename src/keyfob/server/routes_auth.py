@@ -50,16 +50,22 @@ class AuthRoutes:
         self.manager = ctx.manager
         self.limiter = ctx.limiter
 
-    def routes(self) -> list[Route]:
+    def hot_routes(self) -> list[Route]:
+        """The routes every client calls all the time (see ``create_app`` for the order)."""
         return [
-            Route("/auth/register", self.register, methods=["POST"]),
-            Route("/auth/login", self.login, methods=["POST"]),
             Route("/auth/refresh", self.refresh, methods=["POST"]),
+            Route("/auth/me", self.me, methods=["GET"]),
+        ]
+
+    def routes(self) -> list[Route]:
+        """The other routes."""
+        return [
+            Route("/auth/login", self.login, methods=["POST"]),
+            Route("/auth/register", self.register, methods=["POST"]),
             Route("/auth/logout", self.logout, methods=["POST"]),
             Route("/auth/logout-all", self.logout_all, methods=["POST"]),
             Route("/auth/sessions", self.list_sessions, methods=["GET"]),
             Route("/auth/sessions/{sid}", self.revoke_session, methods=["DELETE"]),
-            Route("/auth/me", self.me, methods=["GET"]),
         ]
 
     # accounts and login
@@ -109,7 +115,7 @@ class AuthRoutes:
 
     async def refresh(self, request: Request) -> Response:
         body_token = await _body_refresh_token(request)
-        policy = self.ctx.cookie_policy(request)
+        policy = self.ctx.cookie_policy(request) if "cookie" in request.headers else None
         cookies = self.ctx.refresh_cookies(request, policy)
         if body_token is not None:
             if cookies:

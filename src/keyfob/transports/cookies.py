@@ -24,6 +24,7 @@ dropped by the browser, so cookie transport is refused there
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from dataclasses import dataclass
@@ -78,10 +79,13 @@ class CookiePolicy:
         return None
 
 
+@functools.lru_cache(maxsize=256)
 def is_local_host(host: str) -> bool:
     """Whether a ``Host`` header names this machine's loopback (a browser secure context).
 
     ``localhost``, ``*.localhost``, ``127.0.0.0/8`` and ``[::1]``, with or without a port.
+    (Cached: a server sees few distinct ``Host`` values, and a flood of made-up ones
+    only cycles the small cache.)
     """
     name = host.strip().lower()
     if name.startswith("["):
