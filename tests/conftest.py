@@ -9,6 +9,9 @@ import pytest
 from keyfob import SessionManager, Settings
 from keyfob.testing import FAST_SETTINGS, FrozenClock, MemoryStore
 
+# Throwaway PostgreSQL and Redis servers for the suites that need them (session-scoped).
+from .services import postgres_server, redis_server  # noqa: F401
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -26,7 +29,3 @@ def settings() -> Settings:
 async def manager(settings: Settings, clock: FrozenClock) -> AsyncIterator[SessionManager]:
     async with SessionManager(settings, MemoryStore(), clock=clock) as m:
         yield m
-
-
-# Throwaway PostgreSQL and Redis servers for the suites that need them (session-scoped).
-from tests.services import postgres_server, redis_server  # noqa: E402, F401
