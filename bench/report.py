@@ -286,7 +286,8 @@ def _layers_markdown(layers: dict[str, Any], images: dict[str, Path]) -> str:
     w(
         "keyfob's Python API without HTTP (`bench/layers.py`, pinned to the server core): "
         "each keyfob operation next to its floor, measured in the same process right after "
-        "it. Microseconds per operation, median of repeats.\n"
+        "it. Microseconds per operation, best of 3-5 repeats (as `timeit` advises: on a shared "
+        "machine the minimum is the estimate least disturbed by other processes).\n"
     )
     if "layers" in images:
         w(f"![Layers]({images['layers'].as_posix()})\n")

@@ -16,12 +16,21 @@ carry the OAuth 2.0 wire code (RFC 6749 §5.2 / RFC 6750 §3.1) on the class as
     │   ├── SessionExpired          past the idle or absolute deadline
     │   └── TokenReused             a rotated-away token came back: the family is revoked
     ├── InvalidToken                error = "invalid_token": an access token is refused
+    │   ├── MissingCredentials      the request carries no bearer access token
     │   ├── MalformedAccessToken    not a JWT we accept (shape, size, header, alg, typ)
     │   ├── BadSignature            no published key verifies it
     │   ├── ExpiredAccessToken      past exp (with leeway) or not yet valid
     │   ├── InvalidClaims           iss, aud or another required claim is wrong
     │   └── AccessTokenRevoked      its session was revoked after it was issued
     ├── AuthenticationFailed        error = "invalid_grant": wrong username or password
+    ├── InvalidRequest              error = "invalid_request": the HTTP request is malformed
+    │   ├── PayloadTooLarge         the body is larger than the route accepts (413)
+    │   ├── UnsupportedMediaType    the body is not of the accepted media type (415)
+    │   ├── CSRFRejected            a cookie request failed the CSRF checks (403)
+    │   └── InsecureCookieTransport the refresh cookie cannot travel over plain HTTP here
+    ├── UnsupportedGrantType        error = "unsupported_grant_type"
+    ├── NotFound                    error = "not_found": no such route or resource (404)
+    ├── RateLimited                 error = "too_many_requests": slow down (429, Retry-After)
     ├── UserError
     │   ├── WeakPassword            error = "invalid_request": the password policy says no
     │   ├── UserExists              error = "invalid_request": the username is taken
@@ -35,15 +44,22 @@ __all__ = [
     "AccessTokenRevoked",
     "AuthenticationFailed",
     "BadSignature",
+    "CSRFRejected",
     "ConfigurationError",
     "ExpiredAccessToken",
+    "InsecureCookieTransport",
     "InvalidClaims",
     "InvalidGrant",
+    "InvalidRequest",
     "InvalidToken",
     "KeyfobError",
     "MalformedAccessToken",
     "MalformedToken",
+    "MissingCredentials",
+    "NotFound",
+    "PayloadTooLarge",
     "PermissionDenied",
+    "RateLimited",
     "SessionExpired",
     "SessionNotFound",
     "SessionRevoked",
@@ -51,6 +67,8 @@ __all__ = [
     "StoreIntegrityError",
     "StoreUnavailable",
     "TokenReused",
+    "UnsupportedGrantType",
+    "UnsupportedMediaType",
     "UserError",
     "UserExists",
     "UserNotFound",
@@ -174,6 +192,54 @@ class UserExists(UserError):
 
 class UserNotFound(UserError):
     """No such user."""
+
+
+class InvalidRequest(KeyfobError):
+    """The request is missing a parameter, repeats one, or is otherwise malformed."""
+
+    error = "invalid_request"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The request body is larger than this route accepts."""
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """The request body is not of the media type this route accepts."""
+
+
+class CSRFRejected(InvalidRequest):
+    """A cookie-authenticated request failed the CSRF checks."""
+
+
+class InsecureCookieTransport(InvalidRequest):
+    """The refresh cookie cannot be sent over plain HTTP to this host."""
+
+
+class UnsupportedGrantType(KeyfobError):
+    """The token endpoint does not support this grant type."""
+
+    error = "unsupported_grant_type"
+
+
+class NotFound(KeyfobError):
+    """There is nothing here."""
+
+    error = "not_found"
+
+
+class RateLimited(KeyfobError):
+    """Too many requests; retry after ``retry_after`` seconds."""
+
+    error = "too_many_requests"
+
+    def __init__(self, description: str = "", *, retry_after: int = 1) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
+class MissingCredentials(InvalidToken):
+    """The request carries no bearer access token."""
 
 
 class PermissionDenied(KeyfobError):

@@ -36,6 +36,7 @@ from .core.models import (
 )
 from .core.passwords import PasswordHasher, PasswordPolicy
 from .core.refresh_tokens import (
+    ParsedRefreshToken,
     RefreshToken,
     RefreshTokenCodec,
     derive_mac_key,
@@ -252,7 +253,16 @@ class SessionManager:
         await self.store.create_session(session)
         return self._pair(session, secret, now)
 
-    async def refresh(self, refresh_token: str | RefreshToken) -> TokenPair:
+    def parse_refresh_token(self, refresh_token: str | RefreshToken) -> ParsedRefreshToken:
+        """Check a refresh token's shape and MAC, with no store access.
+
+        Edges use it to key per-session limits before the store is touched; pass the
+        result to :meth:`refresh` so the MAC is not checked twice. A forged token raises
+        :class:`MalformedToken` here, so it cannot spend a real session's budget.
+        """
+        return self._codec.parse(refresh_token)
+
+    async def refresh(self, refresh_token: str | RefreshToken | ParsedRefreshToken) -> TokenPair:
         """Rotate a refresh token (spec §3).
 
         Raises an :class:`InvalidGrant` subclass: :class:`MalformedToken` before any
@@ -260,7 +270,11 @@ class SessionManager:
         :class:`SessionRevoked` / :class:`SessionExpired` / :class:`SessionNotFound`.
         """
         # Check the MAC first: a forged token never reaches the store (spec §3).
-        parsed = self._codec.parse(refresh_token)
+        parsed = (
+            refresh_token
+            if isinstance(refresh_token, ParsedRefreshToken)
+            else self._codec.parse(refresh_token)
+        )
         now = self.clock.now()
         secret_hash = parsed.secret_hash
         session = await self.store.rotate(

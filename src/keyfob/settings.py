@@ -214,7 +214,8 @@ FAST_SETTINGS_OVERRIDES: Mapping[str, Any] = {
     "store_url": "memory://",
     "secret": Secret("test-secret-test-secret-test-secret-0123456789"),
     "password_profile": "cheapest",
-    "issuer": "http://testserver",
+    # https: a non-local plain-HTTP issuer would (rightly) refuse the Secure refresh cookie.
+    "issuer": "https://testserver",
 }
 
 _MIN_SECRET_BYTES = 32

@@ -101,9 +101,9 @@ async def test_metadata_lists_only_what_exists(client: httpx.AsyncClient) -> Non
     r = await client.get("/.well-known/oauth-authorization-server")
     assert r.status_code == 200
     assert r.json() == {
-        "issuer": "http://testserver",
-        "token_endpoint": "http://testserver/oauth/token",
-        "jwks_uri": "http://testserver/.well-known/jwks.json",
+        "issuer": "https://testserver",
+        "token_endpoint": "https://testserver/oauth/token",
+        "jwks_uri": "https://testserver/.well-known/jwks.json",
         "grant_types_supported": ["refresh_token"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["none"],
@@ -126,10 +126,10 @@ async def test_jwks_verifies_access_tokens_and_is_cached_briefly(
         access,
         keys[kid].key,
         algorithms=["ES256"],
-        audience="http://testserver",
+        audience="https://testserver",
         options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
     )
-    assert claims["iss"] == "http://testserver"
+    assert claims["iss"] == "https://testserver"
 
 
 async def test_issuer_defaults_to_localhost(store: MemoryStore, clock: FrozenClock) -> None:

@@ -11,7 +11,10 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-from ..exceptions import KeyfobError
+from ..exceptions import (  # re-exported: defined with the whole tree
+    InvalidRequest,
+    UnsupportedGrantType,
+)
 
 __all__ = [
     "NO_STORE_HEADERS",
@@ -25,18 +28,6 @@ NO_STORE_HEADERS: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Prag
 
 # RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
 _NOT_ALLOWED: Final = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
-
-
-class InvalidRequest(KeyfobError):
-    """The request is missing a parameter, repeats one, or is otherwise malformed."""
-
-    error = "invalid_request"
-
-
-class UnsupportedGrantType(KeyfobError):
-    """The token endpoint does not support this grant type."""
-
-    error = "unsupported_grant_type"
 
 
 def error_body(error: str, description: str) -> dict[str, str]:

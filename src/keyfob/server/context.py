@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from ..core.models import Principal
+from ..core.refresh_tokens import ParsedRefreshToken
 from ..manager import SessionManager
 from ..settings import Settings
 from ..transports.bearer import bearer_token
@@ -67,14 +68,13 @@ class ServerContext:
         token = bearer_token(request.headers.getlist("authorization"))
         return await self.manager.verify_access_token_fresh(token)
 
-    def session_of(self, refresh_token: str) -> str:
-        """The session id of a refresh token whose MAC checks out (no store access).
-
-        Used to key the per-session refresh limit before the store is touched; a forged
-        token raises ``MalformedToken`` here, so it cannot spend a real session's budget.
-        """
-        # The codec is the manager's: its MAC keys come from the deployment secret.
-        return self.manager._codec.parse(refresh_token).sid
+    async def parse_refresh(self, refresh_token: str) -> ParsedRefreshToken:
+        """Check the token's MAC (no store access), then spend one unit of its session's
+        refresh budget. A forged token fails first, so it cannot spend a real session's
+        budget; pass the result to ``manager.refresh`` so the MAC is checked once."""
+        parsed = self.manager.parse_refresh_token(refresh_token)
+        await self.limiter.check_refresh(parsed.sid)
+        return parsed
 
 
 def client_address(request: Request) -> str:

@@ -19,13 +19,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..exceptions import (
+from ..exceptions import (  # re-exported: defined with the whole tree
     AuthenticationFailed,
     InvalidGrant,
     InvalidToken,
     KeyfobError,
+    NotFound,
+    PayloadTooLarge,
     PermissionDenied,
+    RateLimited,
     StoreUnavailable,
+    UnsupportedMediaType,
     UserError,
     UserExists,
     UserNotFound,
@@ -50,30 +54,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("keyfob.server")
-
-
-class PayloadTooLarge(InvalidRequest):
-    """The request body is larger than this route accepts."""
-
-
-class UnsupportedMediaType(InvalidRequest):
-    """The request body is not of the media type this route accepts."""
-
-
-class NotFound(KeyfobError):
-    """There is nothing here."""
-
-    error = "not_found"
-
-
-class RateLimited(KeyfobError):
-    """Too many requests; retry after ``retry_after`` seconds."""
-
-    error = "too_many_requests"
-
-    def __init__(self, description: str = "", *, retry_after: int = 1) -> None:
-        super().__init__(description)
-        self.retry_after = retry_after
 
 
 #: HTTP status of each error class. Token-endpoint errors are 400 per RFC 6749 §5.2

@@ -122,8 +122,8 @@ class AuthRoutes:
                 raise InvalidRequest(
                     "the request carries a refresh token in both the cookie and the body"
                 )
-            await self.limiter.check_refresh(self.ctx.session_of(body_token))
-            return self._token_answer(await self.manager.refresh(body_token), None)
+            parsed = await self.ctx.parse_refresh(body_token)
+            return self._token_answer(await self.manager.refresh(parsed), None)
         if not cookies:
             raise InvalidRequest("no refresh token: send the refresh cookie or {refresh_token}")
         self.ctx.check_csrf(request)
@@ -132,8 +132,7 @@ class AuthRoutes:
             # A second cookie of the same name was planted (another path or domain).
             return error_response(InvalidRequest("more than one refresh cookie"), clear)
         try:
-            await self.limiter.check_refresh(self.ctx.session_of(cookies[0]))
-            pair = await self.manager.refresh(cookies[0])
+            pair = await self.manager.refresh(await self.ctx.parse_refresh(cookies[0]))
         except InvalidGrant as exc:
             # The cookie can never work again: delete it with the answer.
             return error_response(exc, clear)

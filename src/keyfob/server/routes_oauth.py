@@ -47,8 +47,7 @@ class OAuthRoutes:
         client_id = form.get("client_id")
         if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
             raise InvalidRequest("client_id is malformed")
-        await self.ctx.limiter.check_refresh(self.ctx.session_of(refresh_token))
-        pair = await self.manager.refresh(refresh_token)
+        pair = await self.manager.refresh(await self.ctx.parse_refresh(refresh_token))
         body: dict[str, object] = {
             "access_token": pair.access_token,
             "token_type": pair.token_type,

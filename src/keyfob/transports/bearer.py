@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..exceptions import InvalidToken, MalformedAccessToken
+from ..exceptions import (
+    MalformedAccessToken,
+    MissingCredentials,  # re-exported: defined with the whole tree
+)
 
 __all__ = ["MAX_AUTHORIZATION_LENGTH", "MissingCredentials", "bearer_token", "www_authenticate"]
 
@@ -21,10 +24,6 @@ MAX_AUTHORIZATION_LENGTH = 8192
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
 # RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E.
 _NOT_QUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
-
-
-class MissingCredentials(InvalidToken):
-    """The request carries no bearer access token."""
 
 
 def bearer_token(authorization: Sequence[str]) -> str:

@@ -30,7 +30,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ..exceptions import KeyfobError
+from ..exceptions import (
+    InsecureCookieTransport,  # re-exported: defined with the whole tree
+)
 
 __all__ = [
     "REFRESH_COOKIE_BASENAME",
@@ -47,12 +49,6 @@ __all__ = [
 REFRESH_COOKIE_BASENAME = "keyfob_refresh"
 
 CookieMode = Literal["secure-path", "host"]
-
-
-class InsecureCookieTransport(KeyfobError):
-    """The refresh cookie cannot be sent over plain HTTP to this host."""
-
-    error = "invalid_request"
 
 
 @dataclass(frozen=True, slots=True)

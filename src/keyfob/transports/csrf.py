@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-from ..exceptions import KeyfobError
+from ..exceptions import (
+    CSRFRejected,  # re-exported: defined with the whole tree
+)
 
 __all__ = ["CSRF_HEADER", "CSRFRejected", "check_csrf", "normalize_origin", "origin_allowed"]
 
@@ -21,12 +23,6 @@ __all__ = ["CSRF_HEADER", "CSRFRejected", "check_csrf", "normalize_origin", "ori
 CSRF_HEADER = "X-Keyfob-CSRF"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class CSRFRejected(KeyfobError):
-    """A cookie-authenticated request failed the CSRF checks."""
-
-    error = "invalid_request"
 
 
 def normalize_origin(origin: str) -> str:
