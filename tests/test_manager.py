@@ -409,3 +409,61 @@ async def test_unknown_session(manager: SessionManager) -> None:
     await m2.start()
     with pytest.raises(SessionNotFound):
         await m2.refresh(pair.refresh_token)
+
+
+# the verified-token cache
+
+
+async def test_cached_token_still_expires(manager: SessionManager, clock: FrozenClock) -> None:
+    """A token verified before is refused once it expires, cache or not."""
+    from keyfob import ExpiredAccessToken
+
+    pair = await _login(manager)
+    manager.verify_access_token(pair.access_token)
+    clock.advance(manager.settings.access_ttl + manager.settings.leeway + 1)
+    with pytest.raises(ExpiredAccessToken):
+        manager.verify_access_token(pair.access_token)
+
+
+async def test_cached_token_still_sees_revocation(manager: SessionManager) -> None:
+    """A token verified before is refused at once after its session is revoked."""
+    pair = await _login(manager)
+    manager.verify_access_token(pair.access_token)
+    await manager.revoke_session(pair.session.sid)
+    with pytest.raises(AccessTokenRevoked):
+        manager.verify_access_token(pair.access_token)
+
+
+async def test_cached_token_stops_when_its_key_is_withdrawn(
+    manager: SessionManager, clock: FrozenClock
+) -> None:
+    """Removing a signing key from the store makes its tokens fail at the next key reload."""
+    from keyfob import BadSignature
+
+    pair = await _login(manager)
+    manager.verify_access_token(pair.access_token)
+    await manager.rotate_signing_key()
+    clock.advance(manager.settings.key_publish_delay + 1)
+    old = min(await manager.store.load_keys(), key=lambda k: k.created_at).kid
+    await manager.store.delete_keys([old])
+    await manager.reload_keys()
+    with pytest.raises(BadSignature):
+        manager.verify_access_token(pair.access_token)
+
+
+async def test_repeat_verification_is_cheap(manager: SessionManager) -> None:
+    """A second verification of the same token does not run the signature check again."""
+    pair = await _login(manager)
+    manager.verify_access_token(pair.access_token)
+    calls = []
+    real = manager._verifier
+
+    class Counting:
+        def verify(self, token: str, *, now: float):  # type: ignore[no-untyped-def]
+            calls.append(token)
+            return real.verify(token, now=now)
+
+    manager._verifier = Counting()  # type: ignore[assignment]
+    for _ in range(3):
+        manager.verify_access_token(pair.access_token)
+    assert calls == []

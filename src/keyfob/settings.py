@@ -127,6 +127,8 @@ class Settings:
     key_publish_delay: float = 300.0
     #: Revoked sessions are kept this long (for the sessions list and forensics) before purge.
     revoked_retention: float = 7 * 86400.0
+    #: How many verified access tokens each process remembers (0 disables the cache).
+    verified_token_cache_size: int = 10_000
     #: SQLite ``synchronous``: ``full`` survives power loss, ``normal`` only process crashes.
     sqlite_synchronous: SqliteSync = "full"
 
@@ -199,13 +201,11 @@ def _convert(name: str, raw: str) -> Any:
         if raw.strip().lower() in {"0", "false", "no", "off"}:
             return False
         raise ConfigurationError(f"KEYFOB_INSECURE_DEV_COOKIES must be true or false, not {raw!r}")
-    if name == "password_min_length":
+    if name in {"password_min_length", "verified_token_cache_size"}:
         try:
             return int(raw)
         except ValueError:
-            raise ConfigurationError(
-                f"password_min_length must be a whole number, not {raw!r}"
-            ) from None
+            raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
     return raw
 
 
