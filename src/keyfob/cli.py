@@ -148,6 +148,18 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("leeway", "clock-skew allowance when verifying access tokens", "30s"),
     _Setting("key_publish_delay", "how long a new signing key is published before it signs", "5m"),
     _Setting("revoked_retention", "how long revoked sessions are kept before purge", "7d"),
+    _Setting(
+        "revocation_resync_interval",
+        "how often each process re-reads recent revocations (missed notifications)",
+        "5s",
+    ),
+    _Setting("key_reload_interval", "how often each process reloads the signing keys", "60s"),
+    _Setting("purge_interval", "how often expired sessions are purged (one instance)", "1h"),
+    _Setting(
+        "verified_token_cache_size",
+        "how many verified access tokens each process remembers (0 disables)",
+        "10000",
+    ),
     _Setting("sqlite_synchronous", "full (survives power loss) or normal", "full"),
 )
 

@@ -129,6 +129,13 @@ class Settings:
     revoked_retention: float = 7 * 86400.0
     #: How many verified access tokens each process remembers (0 disables the cache).
     verified_token_cache_size: int = 10_000
+    #: How often each server process re-reads recent revocations from the store, in case
+    #: a notification was missed: the longest a revoked session stays usable anywhere.
+    revocation_resync_interval: float = 5.0
+    #: How often each server process reloads the signing keys (for its JWKS).
+    key_reload_interval: float = 60.0
+    #: How often expired and long-revoked sessions are purged (one instance at a time).
+    purge_interval: float = 3600.0
     #: SQLite ``synchronous``: ``full`` survives power loss, ``normal`` only process crashes.
     sqlite_synchronous: SqliteSync = "full"
 
@@ -138,6 +145,9 @@ class Settings:
                 raise ConfigurationError(f"{name} cannot be negative")
         if self.access_ttl <= 0 or self.idle_ttl <= 0 or self.absolute_ttl <= 0:
             raise ConfigurationError("access_ttl, idle_ttl and absolute_ttl must be positive")
+        for name in ("revocation_resync_interval", "key_reload_interval", "purge_interval"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive")
         for name, allowed in (
             ("reuse_policy", ReusePolicy),
             ("signing_alg", SigningAlg),
@@ -183,6 +193,9 @@ _DURATIONS = {
     "leeway",
     "key_publish_delay",
     "revoked_retention",
+    "revocation_resync_interval",
+    "key_reload_interval",
+    "purge_interval",
 }
 
 

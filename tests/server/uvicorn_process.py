@@ -49,17 +49,37 @@ class UvicornProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> UvicornProcess:
+        self.start()
+        self._wait_ready()
+        return self
+
+    def start(self) -> None:
+        """Start the process without waiting for it (see :meth:`wait_ready`): several
+        servers then start side by side."""
         command = [
             sys.executable, "-m", "uvicorn", "keyfob.server.app:app_from_env", "--factory",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", str(self.workers), "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-        with self.log.open("wb") as log:
+        with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        self._wait_ready()
-        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until the server started by :meth:`start` answers."""
+        self._wait_ready(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: no shutdown, no cleanup) and reap it."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def __exit__(
         self,

@@ -12,11 +12,11 @@ Run it with uvicorn::
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,10 +30,14 @@ from ..store import Store, open_store
 from ..transports.csrf import normalize_origin
 from .context import ServerContext
 from .errors import handle_exception, handle_http_exception, handle_keyfob_error
-from .ratelimit import RateLimiter, RateLimits
+from .maintenance import PurgeLock, start_maintenance, stop_maintenance
+from .ratelimit import DEFAULT_STORAGE_URI, RateLimiter, RateLimits, redis_storage_uri
 from .routes_auth import AuthRoutes
 from .routes_oauth import OAuthRoutes
 from .routes_wellknown import WellKnownRoutes
+
+if TYPE_CHECKING:
+    from .fanout import RevocationFanout
 
 __all__ = ["DEFAULT_ISSUER", "app_from_env", "create_app"]
 
@@ -42,11 +46,6 @@ logger = logging.getLogger("keyfob.server")
 #: The issuer when ``settings.issuer`` is empty. ``keyfob serve`` passes its own
 #: ``http://{host}:{port}``; behind a proxy set ``KEYFOB_ISSUER`` to the public URL.
 DEFAULT_ISSUER: Final = "http://localhost:8000"
-
-# How often each process reloads signing keys (another instance or `keyfob keys rotate`
-# may have published one) and purges expired sessions.
-_KEY_RELOAD_EVERY: Final = 60.0
-_PURGE_EVERY: Final = 3600.0
 
 
 def create_app(
@@ -61,18 +60,39 @@ def create_app(
 
     The issuer is ``settings.issuer``, or :data:`DEFAULT_ISSUER` when empty; the origins
     allowed for cookie requests are ``settings.allowed_origins``, or the issuer's origin.
+
+    With ``settings.redis_url``, rate-limit counters are shared through Redis (unless
+    ``rate_limits`` names another storage) and revocations are also fanned out through
+    Redis pub/sub (:mod:`keyfob.server.fanout`); without Redis, or while it is away,
+    each process counts on its own and revocations travel through the store alone.
+
+    The lifespan runs the background jobs of :mod:`keyfob.server.maintenance`:
+    revocation resync, signing-key reload and purge.
     """
     if not settings.issuer:
         settings = settings.replace(issuer=DEFAULT_ISSUER)
     if store is None:
         store = open_store(settings.store_url, settings=settings)
+    # The purge lock is the database's, whatever wraps the store.
+    purge_lock = store if isinstance(store, PurgeLock) else None
+    fanout: RevocationFanout | None = None
+    limits = rate_limits or RateLimits()
+    if settings.redis_url:
+        # Imported here: redis is an optional dependency, needed only with a Redis URL.
+        from .fanout import FanoutStore, RevocationFanout
+
+        fanout = RevocationFanout(settings.redis_url)
+        store = FanoutStore(store, fanout)
+        if limits.storage_uri == DEFAULT_STORAGE_URI:
+            limits = dataclasses.replace(limits, storage_uri=redis_storage_uri(settings.redis_url))
     manager = SessionManager(settings, store, clock=clock, on_reuse=on_reuse)
     origins = settings.allowed_origins or (settings.issuer,)
     allowed = frozenset(o for o in map(normalize_origin, origins) if o)
+    limiter = RateLimiter(limits)
     ctx = ServerContext(
         settings=settings,
         manager=manager,
-        limiter=RateLimiter(rate_limits),
+        limiter=limiter,
         allowed_origins=allowed,
     )
     auth = AuthRoutes(ctx)
@@ -94,13 +114,18 @@ def create_app(
                 "Development only."
             )
         await manager.start()
-        maintenance = asyncio.create_task(_maintain(manager), name="keyfob-maintenance")
         try:
-            yield
+            if fanout is not None:
+                await fanout.start()
+            jobs = start_maintenance(manager, purge_lock=purge_lock)
+            try:
+                yield
+            finally:
+                await stop_maintenance(jobs)
         finally:
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
+            if fanout is not None:
+                await fanout.close()
+            await limiter.aclose()
             await manager.close()
 
     app = Starlette(
@@ -120,18 +145,3 @@ def create_app(
 def app_from_env() -> Starlette:
     """``create_app(Settings.from_env())``: the factory for ``uvicorn --factory``."""
     return create_app(Settings.from_env())
-
-
-async def _maintain(manager: SessionManager) -> None:
-    """Reload signing keys every minute and purge expired sessions every hour."""
-    since_purge = 0.0
-    while True:
-        await asyncio.sleep(_KEY_RELOAD_EVERY)
-        since_purge += _KEY_RELOAD_EVERY
-        try:
-            await manager.reload_keys()
-            if since_purge >= _PURGE_EVERY:
-                since_purge = 0.0
-                await manager.purge()
-        except KeyfobError as exc:
-            logger.warning("maintenance failed (will retry): %s", exc.description)

@@ -168,7 +168,8 @@ class RevocationFanout:
             finally:
                 self.subscribed = False
                 with contextlib.suppress(*_ERRORS):
-                    await pubsub.aclose()
+                    # redis-py leaves PubSub.aclose unannotated.
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 

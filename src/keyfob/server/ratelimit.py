@@ -13,6 +13,11 @@ The counters live in a ``limits`` storage: by default keyfob's own in-process
 same with a hundred thousand live sessions as with ten, unlike ``limits``'
 ``async+memory://``. Sliding-window counters keep two integers per key; a moving window
 would keep one timestamp per request.
+
+With ``KEYFOB_REDIS_URL`` the counters are shared by every instance (``async+redis://``,
+through redis-py with short timeouts and no retries), wrapped in a
+:class:`~keyfob.server.ratelimit_storage.FallbackStorage`: while Redis is unreachable
+each process counts on its own again rather than failing open.
 """
 
 from __future__ import annotations
@@ -20,19 +25,34 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Final
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from ..exceptions import ConfigurationError
 from .errors import RateLimited
-from .ratelimit_storage import CounterMemoryStorage
+from .ratelimit_storage import CounterMemoryStorage, FallbackStorage
 
-__all__ = ["CounterMemoryStorage", "RateLimiter", "RateLimits"]
+__all__ = [
+    "DEFAULT_STORAGE_URI",
+    "CounterMemoryStorage",
+    "FallbackStorage",
+    "RateLimiter",
+    "RateLimits",
+    "redis_storage_uri",
+]
+
+#: Each process counts on its own.
+DEFAULT_STORAGE_URI: Final = "async+keyfob-memory://"
+#: The schemes of KEYFOB_REDIS_URL, and of the ``limits`` URIs they become.
+_REDIS_SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
+_LIMITS_REDIS_SCHEMES: Final = frozenset({"async+redis", "async+rediss", "async+redis+unix"})
 
 # Consecutive failures are remembered this long after the first one.
 _FAILURE_MEMORY = 86400
@@ -54,8 +74,9 @@ class RateLimits:
     lockout_base: float = 1.0
     #: The longest lockout in seconds.
     lockout_max: float = 900.0
-    #: A ``limits`` async storage URI (each process counts on its own with the default).
-    storage_uri: str = "async+keyfob-memory://"
+    #: A ``limits`` async storage URI (each process counts on its own with the default;
+    #: ``create_app`` uses ``async+redis://…`` when ``KEYFOB_REDIS_URL`` is set).
+    storage_uri: str = DEFAULT_STORAGE_URI
 
 
 class RateLimiter:
@@ -70,11 +91,19 @@ class RateLimiter:
             self._refresh_session = parse_many(limits.refresh_per_session)
         except ValueError as exc:
             raise ConfigurationError(f"bad rate limit: {exc}") from None
-        storage = storage_from_string(limits.storage_uri)
-        if not isinstance(storage, Storage):
-            raise ConfigurationError("the rate-limit storage must be an async+ storage")
-        self._storage = storage
-        self._window = SlidingWindowCounterRateLimiter(storage)
+        self._storage, self._closer = _open_storage(limits.storage_uri)
+        self._window = SlidingWindowCounterRateLimiter(self._storage)
+
+    @property
+    def storage(self) -> Storage:
+        """The ``limits`` storage the counters live in."""
+        return self._storage
+
+    async def aclose(self) -> None:
+        """Close the connections of a shared storage (nothing to do in process)."""
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            await closer()
 
     async def check_login(self, address: str, username: str) -> None:
         """Count a login attempt; refuse it if the address or account is over its limit."""
@@ -118,6 +147,46 @@ class RateLimiter:
                     "too many requests; try again later",
                     retry_after=max(1, math.ceil(stats.reset_time - time.time())),
                 )
+
+
+def redis_storage_uri(redis_url: str) -> str:
+    """The ``limits`` URI of a Redis URL: ``redis://h:6379/0`` → ``async+redis://h:6379/0``."""
+    scheme = redis_url.partition("://")[0]
+    if scheme not in _REDIS_SCHEMES:
+        raise ConfigurationError(
+            f"KEYFOB_REDIS_URL must be a redis://, rediss:// or unix:// URL, not {scheme!r}"
+        )
+    return f"async+{'redis+unix' if scheme == 'unix' else scheme}://{redis_url.partition('://')[2]}"
+
+
+def _open_storage(uri: str) -> tuple[Storage, Callable[[], Awaitable[None]] | None]:
+    """The storage for ``uri``, and how to close it. A shared (Redis) storage is wrapped
+    in :class:`FallbackStorage`: each process counts on its own while Redis is away."""
+    scheme = uri.partition("://")[0]
+    if scheme not in _LIMITS_REDIS_SCHEMES:
+        storage = storage_from_string(uri)
+        if not isinstance(storage, Storage):
+            raise ConfigurationError("the rate-limit storage must be an async+ storage")
+        return storage, None
+    try:
+        from redis.exceptions import RedisError
+
+        from .fanout import redis_client
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"a Redis rate-limit storage needs the 'redis' extra: pip install 'keyfob[redis]' "
+            f"({exc})"
+        ) from None
+    plain = uri.removeprefix("async+").replace("redis+unix://", "unix://", 1)
+    client = redis_client(plain)
+    # Our own client (short timeouts, no retries) under limits' Redis storage; limits'
+    # own options are typed as scalars, hence the dict.
+    options: dict[str, Any] = {"connection_pool": client.connection_pool}
+    shared = storage_from_string(uri, implementation="redispy", wrap_exceptions=True, **options)
+    if not isinstance(shared, Storage):  # pragma: no cover - an async+ scheme
+        raise ConfigurationError("the rate-limit storage must be an async+ storage")
+    fallback = FallbackStorage(shared, errors=(StorageError, RedisError))
+    return fallback, client.aclose
 
 
 def _account_key(username: str) -> str:

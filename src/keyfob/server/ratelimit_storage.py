@@ -10,12 +10,16 @@ It serves the sliding-window-counter strategy (two counters per key), which is w
 :mod:`keyfob.server.ratelimit` uses. URI: ``async+keyfob-memory://``. Like any in-process
 storage, each worker process counts on its own.
 
+:class:`FallbackStorage` puts a shared storage (Redis, with ``KEYFOB_REDIS_URL``) in
+front of one of these: while the shared one fails, each process counts on its own.
+
 The event loop runs one coroutine at a time and no method awaits between reading and
 writing a counter, so no locks are needed.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Final
@@ -23,7 +27,9 @@ from typing import Final
 from limits.aio.storage import SlidingWindowCounterSupport, Storage
 from limits.storage.base import TimestampedSlidingWindow
 
-__all__ = ["SWEEP_EVERY", "CounterMemoryStorage"]
+__all__ = ["RETRY_SHARED_AFTER", "SWEEP_EVERY", "CounterMemoryStorage", "FallbackStorage"]
+
+logger = logging.getLogger("keyfob.server")
 
 #: The most often expired keys are swept out, in seconds.
 SWEEP_EVERY: Final = 10.0
@@ -125,3 +131,127 @@ class CounterMemoryStorage(Storage, SlidingWindowCounterSupport, TimestampedSlid
         for key in [k for k, expires in self._expires.items() if expires <= now]:
             del self._expires[key]
             self._counts.pop(key, None)
+
+
+#: Seconds a failed shared storage is left alone before it is tried again.
+RETRY_SHARED_AFTER: Final = 5.0
+
+
+class FallbackStorage(Storage, SlidingWindowCounterSupport):
+    """A shared storage (Redis) that falls back to in-process counters while it fails.
+
+    keyfob must keep serving, and stay correct, when Redis goes away (spec §6: Redis is
+    optional). Of the two ways to degrade, failing open (no limits at all while Redis
+    is down) would hand an attacker an off switch for the login limits; so each process
+    counts on its own instead, as it does without Redis: an account's login budget is
+    then at most the limit times the number of processes, for as long as the outage
+    lasts. The shared storage is retried :data:`RETRY_SHARED_AFTER` seconds after each
+    failure, so a dead Redis costs one failed call per process per interval, not one
+    per request. Counters made in process meanwhile are not carried over to Redis.
+    """
+
+    def __init__(
+        self,
+        shared: Storage,
+        local: CounterMemoryStorage | None = None,
+        *,
+        errors: tuple[type[Exception], ...] = (),
+        retry_after: float = RETRY_SHARED_AFTER,
+    ) -> None:
+        super().__init__()
+        if not isinstance(shared, SlidingWindowCounterSupport):
+            raise TypeError("the shared storage must support sliding-window counters")
+        self.shared = shared
+        self._shared_window: SlidingWindowCounterSupport = shared
+        self.local = local or CounterMemoryStorage()
+        self._errors: tuple[type[Exception], ...] = (OSError, *errors)
+        self._retry_after = retry_after
+        self._shared_down_until = 0.0
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ()
+
+    @property
+    def using_shared(self) -> bool:
+        """Whether the next call goes to the shared storage."""
+        return time.monotonic() >= self._shared_down_until
+
+    def _failed(self, exc: BaseException) -> None:
+        self._shared_down_until = time.monotonic() + self._retry_after
+        logger.warning(
+            "the shared rate-limit storage failed (%s: %s); counting in this process for "
+            "the next %.0f s",
+            type(exc).__name__,
+            exc,
+            self._retry_after,
+        )
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        if self.using_shared:
+            try:
+                return await self.shared.incr(key, expiry, amount)
+            except self._errors as exc:
+                self._failed(exc)
+        return await self.local.incr(key, expiry, amount)
+
+    async def get(self, key: str) -> int:
+        if self.using_shared:
+            try:
+                return await self.shared.get(key)
+            except self._errors as exc:
+                self._failed(exc)
+        return await self.local.get(key)
+
+    async def get_expiry(self, key: str) -> float:
+        if self.using_shared:
+            try:
+                return await self.shared.get_expiry(key)
+            except self._errors as exc:
+                self._failed(exc)
+        return await self.local.get_expiry(key)
+
+    async def check(self) -> bool:
+        try:
+            return await self.shared.check()
+        except self._errors:
+            return False
+
+    async def reset(self) -> int | None:
+        return await self.local.reset()
+
+    async def clear(self, key: str) -> None:
+        if self.using_shared:
+            try:
+                await self.shared.clear(key)
+            except self._errors as exc:
+                self._failed(exc)
+        await self.local.clear(key)
+
+    async def acquire_sliding_window_entry(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> bool:
+        if self.using_shared:
+            try:
+                return await self._shared_window.acquire_sliding_window_entry(
+                    key, limit, expiry, amount
+                )
+            except self._errors as exc:
+                self._failed(exc)
+        return await self.local.acquire_sliding_window_entry(key, limit, expiry, amount)
+
+    async def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
+        if self.using_shared:
+            try:
+                return await self._shared_window.get_sliding_window(key, expiry)
+            except self._errors as exc:
+                self._failed(exc)
+        return await self.local.get_sliding_window(key, expiry)
+
+    async def clear_sliding_window(self, key: str, expiry: int) -> None:
+        if self.using_shared:
+            try:
+                await self._shared_window.clear_sliding_window(key, expiry)
+            except self._errors as exc:
+                self._failed(exc)
+        await self.local.clear_sliding_window(key, expiry)
