@@ -70,6 +70,12 @@ logger = logging.getLogger("keyfob")
 #: Called with the ``reuse_detected`` event after the family has been revoked.
 ReuseHook = Callable[[SecurityEvent], Awaitable[None] | None]
 
+#: The least each revocation resync re-reads before the previous one, in seconds: longer
+#: than a revocation can take between reading the clock and committing with the
+#: PostgreSQL store's defaults (5 s waiting for a pooled connection, a 5 s statement
+#: timeout and the client's extra second).
+_RESYNC_OVERLAP = 15.0
+
 _MAX_USERNAME = 150
 _MAX_DEVICE_FIELD = 512
 
@@ -513,10 +519,15 @@ class SessionManager:
         """Pull revocations made by other processes into the in-process set."""
         now = self.clock.now()
         horizon = now - self.settings.access_ttl - self.settings.leeway
+        # Re-read what the previous sync may have missed: a revocation records the
+        # revoker's clock before its UPDATE, but becomes visible only at commit, which a
+        # lock wait can delay by seconds, and instances' clocks differ by up to leeway.
+        # A one-second overlap lost such revocations for good (tests/multi).
+        overlap = max(self.settings.leeway, _RESYNC_OVERLAP)
         since = (
             horizon
             if self._revocations_synced_at is None
-            else max(horizon, self._revocations_synced_at - 1.0)
+            else max(horizon, self._revocations_synced_at - overlap)
         )
         rows = await self.store.revoked_since(since, now=now)
         for row in rows:

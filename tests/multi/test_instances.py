@@ -2,8 +2,8 @@
 
 Everything is observed through HTTP, as a load balancer's clients would: refreshes of
 one token racing through all three instances, reuse detected on one and enforced by
-all, revocations (announced or silent) reaching every instance's protected routes, and
-a signing-key rotation served by every instance.
+all, revocations (announced, silent, or committed late) reaching every instance's
+protected routes, and a signing-key rotation served by every instance.
 """
 
 from __future__ import annotations
@@ -98,9 +98,7 @@ async def test_racing_refreshes_through_three_instances_rotate_once(cluster: Clu
     assert (await session_row(cluster.dsn, sid))["counter"] == 2
 
 
-async def test_without_grace_exactly_one_racer_wins(
-    database: str, tmp_path: Path, cluster: Cluster
-) -> None:
+async def test_without_grace_exactly_one_racer_wins(database: str, tmp_path: Path) -> None:
     """With KEYFOB_GRACE=0 the same race has exactly one winner; every other caller is
     refused, and the session is revoked as reused (grace off means any replay is
     theft)."""
@@ -185,6 +183,48 @@ async def _refused(client: httpx.AsyncClient, access: str) -> bool:
     if r.status_code == 401:
         assert "revoked" in r.json()["error_description"]
     return r.status_code == 401
+
+
+async def test_a_revocation_that_waited_for_a_lock_reaches_every_instance(
+    cluster: Cluster,
+) -> None:
+    """A logout whose UPDATE waits 1.6 s for a row lock commits long after the revocation
+    time it records, and the other instances resync in between (another logout makes
+    them): once it commits they must still learn of it. (With a one-second resync
+    overlap they never did.)"""
+    async with clients(cluster.urls) as (a, b, c):
+        await register(a, "delayed")
+        access = (await login(a, "delayed"))["access_token"]
+        other = (await login(b, "delayed"))["access_token"]
+        assert await me_statuses((a, b, c), access) == [200] * 3
+        conn = await asyncpg.connect(cluster.dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT 1 FROM sessions WHERE sid = $1 FOR UPDATE", sid_of(access)
+                )
+                logout = asyncio.create_task(
+                    a.post("/auth/logout", headers={"Authorization": f"Bearer {access}"})
+                )
+                await asyncio.sleep(1.2)
+                # Another revocation: b and c resync on their next protected request.
+                r = await b.post("/auth/logout", headers={"Authorization": f"Bearer {other}"})
+                assert r.status_code == 204
+
+                async def other_refused() -> bool:
+                    return await me_statuses((b, c), other) == [401] * 2
+
+                await wait_for(other_refused, within=PROPAGATION_DEADLINE)
+                assert await me_statuses((b, c), access) == [200] * 2
+                await asyncio.sleep(0.4)  # 1.6 s in all: below lock_timeout (2 s)
+            assert (await logout).status_code == 204
+        finally:
+            await conn.close()
+
+        async def refused_everywhere() -> bool:
+            return await me_statuses((a, b, c), access) == [401] * 3
+
+        await wait_for(refused_everywhere, within=PROPAGATION_DEADLINE)
 
 
 async def test_a_silent_revocation_is_caught_by_the_periodic_resync(cluster: Cluster) -> None:

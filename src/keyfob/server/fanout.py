@@ -85,6 +85,7 @@ class RevocationFanout:
         self._task: asyncio.Task[None] | None = None
         self._marker = 0
         self._publish_paused_until = 0.0
+        self._closing = False
         #: True while the subscriber is subscribed (for health checks and tests).
         self.subscribed = False
 
@@ -107,7 +108,13 @@ class RevocationFanout:
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            self._closing = True
+            # On Python 3.11 a cancellation that arrives just as a read's timeout expires
+            # can be swallowed inside redis-py (asyncio.timeout, fixed in 3.12): ask again
+            # until the task has really ended.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         client, self._client = self._client, None
@@ -140,7 +147,7 @@ class RevocationFanout:
     async def _subscribe_forever(self, client: aioredis.Redis) -> None:
         delay = 0.05
         failures = 0
-        while True:
+        while not self._closing:
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
@@ -151,7 +158,7 @@ class RevocationFanout:
                     logger.info("revocation fan-out: resubscribed to Redis")
                 failures = 0
                 delay = 0.05
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=KEEPALIVE
                     )
@@ -165,6 +172,9 @@ class RevocationFanout:
                 # Say it once per outage, not once per reconnect attempt.
                 log = logger.warning if failures == 1 else logger.debug
                 log("revocation fan-out: Redis subscription lost (%s: %s)", type(exc).__name__, exc)
+            except Exception:  # the subscriber must not die quietly: log, then resubscribe
+                failures += 1
+                logger.exception("revocation fan-out: the Redis subscriber failed")
             finally:
                 self.subscribed = False
                 with contextlib.suppress(*_ERRORS):

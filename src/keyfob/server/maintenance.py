@@ -116,8 +116,14 @@ def start_maintenance(
 
 
 async def stop_maintenance(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
+    """Cancel the jobs and wait until they have ended."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        # Asked again until done: on Python 3.11 a cancellation that coincides with a
+        # driver's own timeout expiring can be swallowed (asyncio.timeout, fixed in 3.12).
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task

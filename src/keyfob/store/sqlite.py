@@ -15,6 +15,14 @@ Durability. WAL journal; ``synchronous=FULL`` (the default) syncs the log on eve
 commit, so a rotation acknowledged to a caller survives a crash of the process and a
 power loss; ``NORMAL`` survives a crash of the process only and saves an fsync.
 
+Group commit. Single-statement writes (rotations, revocations of one session, new
+sessions, events) that are already waiting in the thread's queue when it gets to them
+run together in one ``BEGIN IMMEDIATE … COMMIT``, up to ``_MAX_GROUP`` of them: one
+fsync for all. Nothing waits for a group to fill; each caller's result is handed over
+only after the COMMIT returned. A failed BEGIN or COMMIT fails every caller of the group
+(nothing was changed); a statement that fails rolls the group back, and its jobs are
+run again one by one, so each caller gets what it would have got alone.
+
 Errors. Every ``sqlite3`` error becomes :class:`~keyfob.exceptions.StoreUnavailable`
 (nothing was changed: the statement or transaction rolled back), except a taken
 username (:class:`~keyfob.exceptions.UserExists`), and a corrupt or foreign file or a
@@ -76,6 +84,8 @@ Synchronous = Literal["full", "normal"]
 #: UPSERT (3.24) is the oldest feature the store needs; RETURNING (3.35) is optional.
 _MIN_SQLITE = (3, 24, 0)
 _URL_PREFIX = "sqlite:///"
+#: The most single-statement writes committed together (bounds a group's latency).
+_MAX_GROUP = 64
 
 _SESSION_COLUMNS = (
     "sid, user_id, client_id, scope, secret_hash, counter, created_at, last_used_at, "
@@ -219,12 +229,19 @@ class SQLiteStore:
             self._stop_thread()
             raise
 
-    async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``operation`` with the connection on the store's thread."""
+    async def _run(self, operation: Callable[[sqlite3.Connection], T], *, group: bool = False) -> T:
+        """Run ``operation`` with the connection on the store's thread.
+
+        ``group``: ``operation`` is one statement that writes (no transaction of its
+        own), so it may be committed together with others waiting in the queue.
+        """
         thread = self._thread
         if thread is None:
             raise StoreUnavailable("the SQLite store is not open")
-        return await thread.run(lambda: self._guarded(operation, self._require_connection))
+        return await thread.run(
+            lambda: self._guarded(operation, self._require_connection),
+            (self._run_group, operation) if group else None,
+        )
 
     # everything below named _something(conn) runs on the store's thread
 
@@ -251,6 +268,42 @@ class SQLiteStore:
             raise StoreUnavailable(
                 f"the SQLite database {self.path} is unavailable: {exc}"
             ) from exc
+
+    def _run_group(
+        self, operations: Sequence[Callable[[sqlite3.Connection], Any]]
+    ) -> list[_Outcome] | None:
+        """Run single-statement writes in one transaction: one outcome each, or None.
+
+        None: a statement failed, the transaction was rolled back, and the caller must
+        run the jobs again one by one. A failed BEGIN or COMMIT is every job's error.
+        """
+        try:
+            conn = self._require_connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except Exception as exc:
+            return [(None, self._group_error(exc)) for _ in operations]
+        try:
+            results = [operation(conn) for operation in operations]
+        except BaseException:
+            _rollback_quietly(conn)
+            return None
+        try:
+            conn.execute("COMMIT")
+        except Exception as exc:
+            _rollback_quietly(conn)
+            return [(None, self._group_error(exc)) for _ in operations]
+        return [(result, None) for result in results]
+
+    def _group_error(self, exc: Exception) -> KeyfobError:
+        """A fresh exception for one caller of a failed group (callers share no instance)."""
+        if isinstance(exc, sqlite3.Error):
+            error = self._translate(exc)
+        elif isinstance(exc, KeyfobError):
+            error = type(exc)(*exc.args)
+        else:
+            error = StoreUnavailable(f"the SQLite database {self.path} is unavailable: {exc}")
+        error.__cause__ = exc
+        return error
 
     def _translate(self, exc: sqlite3.Error) -> KeyfobError:
         code = getattr(exc, "sqlite_errorname", None) or ""
@@ -352,7 +405,7 @@ class SQLiteStore:
             session.revoked_reason,
         )
         sql = f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * len(params))})"
-        await self._run(lambda conn: _execute(conn, sql, params))
+        await self._run(lambda conn: _execute(conn, sql, params), group=True)
 
     async def rotate(
         self, sid: str, *, counter: int, secret_hash: bytes, now: float, idle_ttl: float
@@ -364,7 +417,9 @@ class SQLiteStore:
             "now": now,
             "idle_ttl": idle_ttl,
         }
-        return await self._run(lambda conn: self._update_one(conn, _ROTATE, params, sid))
+        return await self._run(
+            lambda conn: self._update_one(conn, _ROTATE, params, sid), group=self.use_returning
+        )
 
     async def get_session(self, sid: str) -> Session | None:
         rows = await self._run(lambda conn: conn.execute(_SELECT_SESSION, (sid,)).fetchall())
@@ -374,7 +429,9 @@ class SQLiteStore:
         self, sid: str, *, now: float, reason: str, user_id: str | None = None
     ) -> Session | None:
         params = {"sid": sid, "now": now, "reason": reason, "user_id": user_id}
-        return await self._run(lambda conn: self._update_one(conn, _REVOKE, params, sid))
+        return await self._run(
+            lambda conn: self._update_one(conn, _REVOKE, params, sid), group=self.use_returning
+        )
 
     def _update_one(
         self, conn: sqlite3.Connection, update: str, params: dict[str, Any], sid: str
@@ -522,7 +579,7 @@ class SQLiteStore:
     async def record_event(self, event: SecurityEvent) -> None:
         sql = "INSERT INTO events (kind, at, user_id, sid, ip, detail) VALUES (?, ?, ?, ?, ?, ?)"
         params = (str(event.kind), event.at, event.user_id, event.sid, event.ip, event.detail)
-        await self._run(lambda conn: _execute(conn, sql, params))
+        await self._run(lambda conn: _execute(conn, sql, params), group=True)
 
     async def list_events(
         self,
@@ -606,10 +663,11 @@ class _ConnectionThread:
         # at exit is safe: SQLite commits atomically or not at all.
         threading.Thread(target=_serve, args=(self._jobs,), name=name, daemon=True).start()
 
-    def run(self, job: Callable[[], T]) -> asyncio.Future[T]:
+    def run(self, job: Callable[[], T], group: _Grouping | None = None) -> asyncio.Future[T]:
+        """Queue ``job``; with ``group``, the job may instead run as part of a group."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((loop, future, job))
+        self._jobs.put((loop, future, job, group))
         return future
 
     def stop(self) -> None:
@@ -617,21 +675,65 @@ class _ConnectionThread:
         self._jobs.put(None)
 
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+_Outcome = tuple[Any, BaseException | None]
+#: How a job may run in a group: the group runner (``SQLiteStore._run_group``) and the
+#: job's statement, a function of the connection.
+_Grouping = tuple[
+    Callable[[Sequence[Callable[[sqlite3.Connection], Any]]], "list[_Outcome] | None"],
+    Callable[[sqlite3.Connection], Any],
+]
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any], _Grouping | None]
 
 
 def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
-    while (job := jobs.get()) is not None:
-        loop, future, run = job
+    # A job taken from the queue while gathering a group that cannot join it; runs next.
+    held: list[_Job | None] = []
+    while (job := held.pop() if held else jobs.get()) is not None:
+        group = [job]
+        grouping = job[3]
         del job
-        try:
-            outcome: tuple[Any, BaseException | None] = (run(), None)
-        except BaseException as exc:  # handed to the awaiting coroutine, not lost
-            outcome = (None, exc)
+        if grouping is not None:
+            # Only what is queued already: nothing waits for a group to fill.
+            # This thread is the queue's only consumer: not empty means get_nowait succeeds.
+            while len(group) < _MAX_GROUP and not jobs.empty():
+                follower = jobs.get_nowait()
+                if follower is None or follower[3] is None or follower[3][0] != grouping[0]:
+                    held.append(follower)
+                    del follower
+                    break
+                group.append(follower)
+                del follower
+        _deliver(group, _run_jobs(group, grouping))
+        # Hold no job (its closure holds the store) while waiting for the next one.
+        del group, grouping
+
+
+def _deliver(group: list[_Job], outcomes: list[_Outcome]) -> None:
+    for job, outcome in zip(group, outcomes, strict=True):
+        loop, future = job[0], job[1]
         # RuntimeError: the loop closed meanwhile, so nobody is waiting for this result.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(_settle, future, *outcome)
-        del loop, future, run, outcome
+
+
+def _run_jobs(group: list[_Job], grouping: _Grouping | None) -> list[_Outcome]:
+    """Run the jobs, as one transaction when there are several; their outcomes, in order."""
+    if len(group) > 1 and grouping is not None:
+        run_group = grouping[0]
+        try:
+            outcomes = run_group([job[3][1] for job in group if job[3] is not None])
+        except BaseException as exc:  # unexpected: every caller hears of it
+            outcomes = [(None, exc)] * len(group)
+        if outcomes is not None:
+            return outcomes
+    return [_run_one(job[2]) for job in group]
+
+
+def _run_one(run: Callable[[], Any]) -> _Outcome:
+    try:
+        return (run(), None)
+    except BaseException as exc:  # handed to the awaiting coroutine, not lost
+        return (None, exc)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
