@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -52,14 +52,18 @@ class ServiceError(RuntimeError):
     """A throwaway server could not be started or stopped."""
 
 
+def unavailable(message: str, *, allow_module_level: bool = False) -> NoReturn:
+    """Something a test needs is missing: fail under CI (``CI=true``), skip elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (required in CI)", pytrace=False)
+    pytest.skip(message, allow_module_level=allow_module_level)
+
+
 def require_binary(path: str | None, what: str, install: str) -> str:
     """``path`` if it exists; otherwise skip the test (fail it under CI) saying what to install."""
     if path is not None and os.access(path, os.X_OK):
         return path
-    message = f"{what} is not installed: {install}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(f"{what} is not installed: {install}")
 
 
 def free_port() -> int:
