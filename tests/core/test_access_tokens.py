@@ -751,3 +751,25 @@ def test_signed_headers_and_claims_of_any_shape_are_handled(
         return
     assert isinstance(got.sub, str) and got.sub
     assert got.exp > NOW - LEEWAY
+
+
+def test_es256_signatures_are_raw_r_and_s_that_pyjwt_and_cryptography_verify() -> None:
+    """keyfob's own ES256 path writes R‖S (64 bytes, RFC 7518 §3.4): the DER form of the
+    same two integers verifies under cryptography, and PyJWT's ES256 accepts it as is."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+    from jwt.algorithms import ECAlgorithm
+
+    from keyfob.core.access_tokens import sign_bytes
+    from keyfob.core.keys import generate_key
+
+    key = generate_key("ES256", now=0, activates_at=0, kek=b"k" * 32)
+    public_key = key.public_key
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    for message in (b"", b"a.b", b"x" * 1000):
+        signature = sign_bytes(key, message)
+        assert len(signature) == 64
+        r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        public_key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+        assert ECAlgorithm(ECAlgorithm.SHA256).verify(message, public_key, signature)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hmac
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from keyfob.core.refresh_tokens import (
     TOKEN_LENGTH,
     RefreshToken,
     RefreshTokenCodec,
+    _PreparedHMAC,
     derive_mac_key,
     encode_sid,
     hash_secret,
@@ -175,3 +177,17 @@ def test_arbitrary_well_shaped_tokens_fail_the_mac(raw: bytes) -> None:
     text = PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     with pytest.raises(MalformedToken):
         RefreshTokenCodec([KEY]).parse(text)
+
+
+@given(key=st.binary(min_size=1, max_size=200), message=st.binary(max_size=300))
+def test_the_prepared_mac_is_hmac_sha256(key: bytes, message: bytes) -> None:
+    """The MAC with precomputed key states equals ``hmac.digest`` for any key and message
+    (keys longer than SHA-256's block are hashed first, as RFC 2104 says)."""
+    assert _PreparedHMAC(key).digest(message) == hmac.digest(key, message, "sha256")
+
+
+def test_a_token_carries_the_rfc_2104_mac_of_its_body(codec: RefreshTokenCodec) -> None:
+    """The last 32 bytes are HMAC-SHA256 under the MAC key of the bytes before them."""
+    text, _, _ = _mint(codec, counter=7)
+    raw = base64.urlsafe_b64decode(text[len(PREFIX) :] + "=" * (-len(text[len(PREFIX) :]) % 4))
+    assert raw[-32:] == hmac.digest(KEY, raw[:-32], "sha256")

@@ -238,3 +238,68 @@ async def test_unexpected_failure_is_a_json_500_without_details(
             r = await c.post("/auth/login", json={"username": "a", "password": "b" * 10})
     assert_json_error(r, 500, "server_error")
     assert "secret" not in r.text
+
+
+async def test_a_bug_on_a_hot_route_is_a_logged_json_500(
+    settings: Settings, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refresh, token and protected calls skip Starlette's layers; a bug there still ends
+    in the same bare JSON 500, and the traceback goes to the log, not to the client."""
+
+    class BrokenStore(MemoryStore):
+        async def rotate(self, *args: object, **kwargs: object) -> Session | None:
+            raise RuntimeError("secret internals")
+
+    app = create_app(settings, BrokenStore(), clock)
+    async with running(app) as client:
+        await register(client)
+        tokens = (await login(client, transport="body")).json()
+        for r in (
+            await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+            await client.post(
+                "/oauth/token",
+                data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            ),
+        ):
+            assert_json_error(r, 500, "server_error")
+            assert_no_store(r)
+            assert "secret" not in r.text
+    logged = [rec for rec in caplog.records if rec.name == "keyfob.server" and rec.exc_info]
+    assert len(logged) == 2
+    assert "secret internals" in str(logged[0].exc_info[1])  # type: ignore[index]
+
+
+async def test_hot_routes_answer_as_the_router_would(client: httpx.AsyncClient) -> None:
+    """Other methods on the hot paths still reach Starlette: 405 with Allow, HEAD, errors."""
+    r = await client.get("/auth/refresh")
+    assert_json_error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "POST"
+    assert_json_error(await client.put("/oauth/token"), 405, "method_not_allowed")
+    r = await client.head("/auth/me")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    r = await client.get("/auth/me")
+    assert r.status_code == 401 and r.headers["content-type"] == "application/json"
+    assert_json_error(await client.post("/auth/refresh", json={}), 400, "invalid_request")
+
+
+async def test_the_app_mounted_under_a_prefix_serves_the_hot_routes(
+    settings: Settings, store: MemoryStore, clock: FrozenClock
+) -> None:
+    """Mounted inside another app (a root_path), the hot routes go through Starlette's
+    routing, and answer all the same."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    auth = create_app(settings, store, clock)
+    outer = Starlette(routes=[Mount("/sso", app=auth)])
+    async with auth.router.lifespan_context(auth):
+        transport = httpx.ASGITransport(outer)
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+            r = await c.post("/sso/auth/register", json={"username": "ann", "password": PASSWORD})
+            assert r.status_code == 201, r.text
+            body = {"username": "ann", "password": PASSWORD, "transport": "body"}
+            tokens = (await c.post("/sso/auth/login", json=body)).json()
+            r = await c.post("/sso/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+            assert r.status_code == 200, r.text
+            r = await c.get("/sso/auth/me", headers=bearer(r.json()["access_token"]))
+            assert r.status_code == 200 and r.json()["sub"]

@@ -35,12 +35,6 @@ from .contract import (
 MIGRATIONS = [m.name for m in load_migrations("sqlite")]
 
 
-class _SQLiteStoreWithoutReturning(SQLiteStore):
-    """The store as it runs on SQLite older than 3.35 (no UPDATE … RETURNING)."""
-
-    use_returning = False
-
-
 class TestSQLiteStore(StoreContract):
     supports_multiprocess = True
     migrations = MIGRATIONS
@@ -48,15 +42,6 @@ class TestSQLiteStore(StoreContract):
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:
         return functools.partial(SQLiteStore, tmp_path / "keyfob.db")
-
-
-class TestSQLiteStoreWithoutReturning(StoreContract):
-    supports_multiprocess = True
-    migrations = MIGRATIONS
-
-    @pytest.fixture
-    def store_factory(self, tmp_path: Path) -> StoreFactory:
-        return functools.partial(_SQLiteStoreWithoutReturning, tmp_path / "keyfob.db")
 
 
 @pytest.fixture
@@ -281,6 +266,61 @@ async def test_waiting_for_a_lock_does_not_block_the_event_loop(
         await store.close()
 
 
+async def test_a_group_runs_its_statements_on_the_loop_and_commits_on_the_thread(
+    store: SQLiteStore,
+) -> None:
+    """The statements of a group cost no hand-over to the thread; only COMMIT goes there."""
+    await store.create_session(make_session())
+    where: list[tuple[str, bool]] = []
+    loop_thread = threading.get_ident()
+
+    def record(statement: str) -> None:
+        if not statement.startswith("PRAGMA"):
+            where.append((statement.split()[0], threading.get_ident() == loop_thread))
+
+    await store._run(lambda conn: conn.set_trace_callback(record))
+    rotated = await store.rotate(
+        "s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL
+    )
+    await store._run(lambda conn: conn.set_trace_callback(None))
+    assert rotated is not None
+    assert where == [("BEGIN", True), ("UPDATE", True), ("SELECT", True), ("COMMIT", False)]
+
+
+async def test_a_group_waits_for_a_lock_on_the_thread_and_then_commits(
+    db_path: Path, raw: sqlite3.Connection
+) -> None:
+    """The write lock is taken: the group waits for it (not on the loop) and commits once free."""
+    store = SQLiteStore(db_path, busy_timeout=5)
+    await store.open()
+    try:
+        await store.create_session(make_session())
+        raw.execute("BEGIN IMMEDIATE")
+        rotation = rotate(store, "s1")
+        await asyncio.sleep(0.2)
+        assert not rotation.done()
+        raw.execute("COMMIT")
+        rotated = await asyncio.wait_for(rotation, 5)
+        assert rotated is not None and rotated.counter == 1
+        # The loop's connection asks without waiting; the lock wait is back to busy_timeout.
+        assert await pragma(store, "busy_timeout") == 5000
+    finally:
+        await store.close()
+
+
+def test_a_store_serves_one_event_loop_after_another(db_path: Path) -> None:
+    """As the CLI uses it: open in one asyncio.run(), write and read in the next ones."""
+    store = SQLiteStore(db_path)
+    asyncio.run(store.open())
+    asyncio.run(store.create_session(make_session()))
+    rotated = asyncio.run(
+        store.rotate("s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL)
+    )
+    assert rotated is not None and rotated.counter == 1
+    assert asyncio.run(store.get_session("s1")) == rotated
+    asyncio.run(store.close())
+
+
 async def test_a_write_transaction_is_all_or_nothing(
     store: SQLiteStore, raw: sqlite3.Connection
 ) -> None:
@@ -363,9 +403,8 @@ async def test_revocation_marker_counts_revocations(store: SQLiteStore) -> None:
     assert store.revocation_marker() == 2
 
 
-@pytest.mark.skipif(not SQLiteStore.use_returning, reason="SQLite < 3.35 has no RETURNING")
-async def test_rotate_is_one_statement(store: SQLiteStore) -> None:
-    """A successful rotation runs exactly one SQL statement: the conditional UPDATE."""
+async def test_rotate_is_one_update_and_one_read_in_a_transaction(store: SQLiteStore) -> None:
+    """A successful rotation: the conditional UPDATE, then the row by its primary key."""
     await store.create_session(make_session())
     statements: list[str] = []
     await store._run(lambda conn: conn.set_trace_callback(statements.append))
@@ -374,10 +413,14 @@ async def test_rotate_is_one_statement(store: SQLiteStore) -> None:
     )
     await store._run(lambda conn: conn.set_trace_callback(None))
     assert rotated is not None
-    # Triggers show up in the trace as "-- TRIGGER name"; a rotation fires none.
-    assert len(statements) == 1
-    assert statements[0].startswith("UPDATE sessions SET counter = counter + 1")
-    assert "RETURNING" in statements[0]
+    # Triggers show up in the trace as "-- TRIGGER name"; a rotation fires none. The
+    # PRAGMAs around BEGIN are how the event loop asks for the write lock without waiting.
+    work = [s for s in statements if not s.startswith("PRAGMA busy_timeout")]
+    assert len(work) == 4, work
+    assert work[0] == "BEGIN IMMEDIATE"
+    assert work[1].startswith("UPDATE sessions SET counter = counter + 1")
+    assert work[2].startswith("SELECT sid, user_id") and work[2].endswith("WHERE sid = 's1'")
+    assert work[3] == "COMMIT"
 
 
 # the store's thread
@@ -401,6 +444,20 @@ async def test_each_store_has_one_thread_that_ends_on_close(db_path: Path) -> No
     assert not thread.is_alive()
 
 
+async def ends_once_collected(thread: threading.Thread) -> bool:
+    """Whether ``thread`` ends within 5 s of garbage collection.
+
+    Collected more than once: the thread may still be finishing its last job (which
+    holds the store) just after handing the result over, when the first collection runs.
+    """
+    for _ in range(50):
+        gc.collect()
+        await asyncio.to_thread(thread.join, 0.1)
+        if not thread.is_alive():
+            return True
+    return False
+
+
 # Python 3.13+ warns about a connection closed by the garbage collector: that is the point.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 async def test_a_store_nobody_closed_lets_its_thread_end(db_path: Path) -> None:
@@ -410,21 +467,14 @@ async def test_a_store_nobody_closed_lets_its_thread_end(db_path: Path) -> None:
     await store.open()
     (thread,) = set(store_threads()) - before
     del store
-    gc.collect()
-    await asyncio.to_thread(thread.join, 5)
-    assert not thread.is_alive()
+    assert await ends_once_collected(thread)
 
 
-# group commit: single-statement writes waiting in the queue share one transaction
-
-# Without RETURNING a rotation is a transaction of its own, and joins no group.
-needs_returning = pytest.mark.skipif(
-    not SQLiteStore.use_returning, reason="SQLite < 3.35 has no RETURNING"
-)
+# group commit: single-statement writes waiting for the connection share one transaction
 
 
 class _Gate:
-    """Keeps the store's thread busy until opened, so that jobs pile up in its queue."""
+    """Keeps the store's connection busy until opened, so that calls wait for it."""
 
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
@@ -437,14 +487,14 @@ class _Gate:
         return self
 
     async def queued(self, count: int) -> None:
-        """Wait until ``count`` jobs wait behind the gate."""
-        thread = self.store._thread
-        assert thread is not None
+        """Wait until ``count`` calls wait behind the gate."""
+        runner = self.store._runner
+        assert runner is not None
         for _ in range(1000):
-            if thread._jobs.qsize() >= count:
+            if runner.waiting() >= count:
                 return
             await asyncio.sleep(0)
-        raise AssertionError(f"only {thread._jobs.qsize()} jobs were queued, not {count}")
+        raise AssertionError(f"only {runner.waiting()} calls were waiting, not {count}")
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.event.set()
@@ -459,7 +509,15 @@ def rotate(store: SQLiteStore, sid: str, counter: int = 0) -> asyncio.Future[Any
 
 
 async def trace(store: SQLiteStore, statements: list[str] | None) -> None:
-    callback = None if statements is None else statements.append
+    """Record the statements the store runs; not the PRAGMAs with which the event loop
+    asks for the write lock without waiting (they wrap each group's BEGIN)."""
+
+    def record(statement: str) -> None:
+        assert statements is not None
+        if not statement.startswith("PRAGMA busy_timeout"):
+            statements.append(statement)
+
+    callback = None if statements is None else record
     await store._run(lambda conn: conn.set_trace_callback(callback))
 
 
@@ -479,7 +537,6 @@ def transactions(statements: list[str]) -> int:
     return count
 
 
-@needs_returning
 async def test_queued_rotations_are_committed_together(store: SQLiteStore) -> None:
     """Rotations of different sessions waiting in the queue share one BEGIN … COMMIT."""
     sids = [f"s{i}" for i in range(10)]
@@ -504,7 +561,6 @@ async def test_queued_rotations_are_committed_together(store: SQLiteStore) -> No
         assert (await store.get_session(sid)) == results[sids.index(sid)]
 
 
-@needs_returning
 async def test_many_concurrent_rotations_need_fewer_transactions(store: SQLiteStore) -> None:
     """Without any gate, concurrent rotations on an idle store still share transactions."""
     sids = [f"s{i}" for i in range(200)]
@@ -520,7 +576,6 @@ async def test_many_concurrent_rotations_need_fewer_transactions(store: SQLiteSt
     assert 200 // 64 < transactions(statements) < len(sids) // 2
 
 
-@needs_returning
 async def test_a_group_keeps_exactly_one_winner(store: SQLiteStore) -> None:
     """Two rotations of one counter in one group: the first wins, the second gets None."""
     await store.create_session(make_session("s1"))
@@ -540,7 +595,6 @@ async def test_a_group_keeps_exactly_one_winner(store: SQLiteStore) -> None:
     assert await store.get_session("s1") == later
 
 
-@needs_returning
 async def test_a_group_never_exceeds_its_cap(store: SQLiteStore) -> None:
     """More queued rotations than a group holds are committed in several groups."""
     sids = [f"s{i}" for i in range(100)]
@@ -557,7 +611,6 @@ async def test_a_group_never_exceeds_its_cap(store: SQLiteStore) -> None:
     assert statements.count("COMMIT") == 2
 
 
-@needs_returning
 async def test_a_group_keeps_the_order_of_other_jobs(store: SQLiteStore) -> None:
     """A read queued between writes runs after the writes before it, before those after."""
     await store.create_session(make_session("s1"))
@@ -572,7 +625,6 @@ async def test_a_group_keeps_the_order_of_other_jobs(store: SQLiteStore) -> None
     assert (await read_again) == (await second)
 
 
-@needs_returning
 async def test_a_failing_statement_does_not_fail_the_rest_of_its_group(
     store: SQLiteStore, raw: sqlite3.Connection
 ) -> None:
@@ -593,9 +645,13 @@ async def test_a_failing_statement_does_not_fail_the_rest_of_its_group(
     # The group was tried, rolled back, and its jobs run again one by one.
     # (The trace may show a statement twice: the new trigger makes SQLite prepare it again.)
     assert statements[0] == "BEGIN IMMEDIATE"
-    assert statements.count("BEGIN IMMEDIATE") == statements.count("ROLLBACK") == 1
-    assert "COMMIT" not in statements
-    after = statements[statements.index("ROLLBACK") + 1 :]
+    first_rollback = statements.index("ROLLBACK")
+    assert "COMMIT" not in statements[:first_rollback]
+    # Then each in a transaction of its own: two commit, the bad one rolls back.
+    after = statements[first_rollback + 1 :]
+    assert after.count("BEGIN IMMEDIATE") == 3
+    assert after.count("COMMIT") == 2
+    assert after.count("ROLLBACK") == 1
     assert sum(s.startswith("UPDATE sessions") for s in after) >= 3
     assert isinstance(bad, StoreIntegrityError)
     assert isinstance(a, Session) and a.counter == 1
@@ -604,7 +660,6 @@ async def test_a_failing_statement_does_not_fail_the_rest_of_its_group(
     assert (await store.get_session("a")) == a
 
 
-@needs_returning
 async def test_a_group_that_cannot_begin_fails_every_caller(
     store: SQLiteStore, raw: sqlite3.Connection
 ) -> None:
@@ -627,7 +682,6 @@ async def test_a_group_that_cannot_begin_fails_every_caller(
         assert await store.get_session(sid) == make_session(sid)
 
 
-@needs_returning
 async def test_a_group_whose_commit_fails_changes_nothing(store: SQLiteStore) -> None:
     """COMMIT fails after every statement ran: all get StoreUnavailable, all rolled back."""
     sids = [f"s{i}" for i in range(5)]
@@ -678,8 +732,7 @@ async def test_other_single_statement_writes_join_a_group(store: SQLiteStore) ->
         await gate.queued(3)
     _, _, revoked = await asyncio.gather(*jobs)
     await trace(store, None)
-    expected = 1 if SQLiteStore.use_returning else 2  # revoke_session: its own transaction
-    assert transactions(statements) == expected
+    assert transactions(statements) == 1
     assert revoked is not None and revoked.revoked_reason == "logout"
     assert await store.get_session("s2") == make_session("s2")
     assert [e.kind for e in await store.list_events()] == [EventKind.LOGIN_OK]
@@ -701,6 +754,4 @@ async def test_a_store_nobody_closed_lets_its_thread_end_after_a_group(db_path: 
     rotated, read = await asyncio.gather(*jobs)
     assert rotated == read
     del store, gate, jobs
-    gc.collect()
-    await asyncio.to_thread(thread.join, 5)
-    assert not thread.is_alive()
+    assert await ends_once_collected(thread)

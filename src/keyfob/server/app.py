@@ -30,6 +30,7 @@ from ..store import Store, open_store
 from ..transports.csrf import normalize_origin
 from .context import ServerContext
 from .errors import handle_exception, handle_http_exception, handle_keyfob_error
+from .hot import KeyfobApp
 from .maintenance import PurgeLock, start_maintenance, stop_maintenance
 from .ratelimit import DEFAULT_STORAGE_URI, RateLimiter, RateLimits, redis_storage_uri
 from .routes_auth import AuthRoutes
@@ -96,13 +97,9 @@ def create_app(
         allowed_origins=allowed,
     )
     auth = AuthRoutes(ctx)
-    # Starlette tries routes in order: the hot ones (refresh, token, protected) first.
-    routes: list[BaseRoute] = [
-        *auth.hot_routes(),
-        *OAuthRoutes(ctx).routes(),
-        *auth.routes(),
-        *WellKnownRoutes(ctx).routes(),
-    ]
+    oauth = OAuthRoutes(ctx)
+    hot_routes = [*auth.hot_routes(), *oauth.routes()]
+    routes: list[BaseRoute] = [*hot_routes, *auth.routes(), *WellKnownRoutes(ctx).routes()]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -128,7 +125,15 @@ def create_app(
             await limiter.aclose()
             await manager.close()
 
-    app = Starlette(
+    # The hot routes (refresh, token, protected) skip Starlette's routing (.hot); they
+    # stay in the route list too, for HEAD, 405 answers and the OpenAPI document.
+    app = KeyfobApp(
+        hot_routes={
+            (method, route.path): route.endpoint
+            for route in hot_routes
+            for method in route.methods or ()
+            if method != "HEAD"
+        },
         routes=routes,
         lifespan=lifespan,
         exception_handlers={

@@ -6,7 +6,10 @@
   each further failure (1 s, 2 s, 4 s … capped), cleared by a successful login;
 - **register**, per client address (each attempt costs an argon2 hash);
 - **refresh**, per session, generous: racing tabs and retries of one client must never be
-  refused (40 parallel refreshes of one token pass).
+  refused (40 parallel refreshes of one token pass). A fixed window: one counter
+  increment per refresh, the cheapest strategy ``limits`` has, on the busiest route; a
+  burst that straddles two windows can reach twice the budget, which bounds a stolen
+  session's refreshes all the same.
 
 The counters live in a ``limits`` storage: by default keyfob's own in-process
 ``async+keyfob-memory://`` (:mod:`keyfob.server.ratelimit_storage`), whose hits cost the
@@ -31,7 +34,13 @@ from typing import Any, Final
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import (
+    FixedWindowRateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+from limits.aio.strategies import (
+    RateLimiter as WindowStrategy,
+)
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
@@ -92,7 +101,8 @@ class RateLimiter:
         except ValueError as exc:
             raise ConfigurationError(f"bad rate limit: {exc}") from None
         self._storage, self._closer = _open_storage(limits.storage_uri)
-        self._window = SlidingWindowCounterRateLimiter(self._storage)
+        self._window: WindowStrategy = SlidingWindowCounterRateLimiter(self._storage)
+        self._fixed_window: WindowStrategy = FixedWindowRateLimiter(self._storage)
 
     @property
     def storage(self) -> Storage:
@@ -137,12 +147,19 @@ class RateLimiter:
         await self._hit(self._register_address, "register-address", address)
 
     async def check_refresh(self, sid: str) -> None:
-        await self._hit(self._refresh_session, "refresh-session", sid)
+        await self._hit(self._refresh_session, "refresh-session", sid, self._fixed_window)
 
-    async def _hit(self, items: Sequence[RateLimitItem], namespace: str, key: str) -> None:
+    async def _hit(
+        self,
+        items: Sequence[RateLimitItem],
+        namespace: str,
+        key: str,
+        window: WindowStrategy | None = None,
+    ) -> None:
+        window = window or self._window
         for item in items:
-            if not await self._window.hit(item, "keyfob", namespace, key):
-                stats = await self._window.get_window_stats(item, "keyfob", namespace, key)
+            if not await window.hit(item, "keyfob", namespace, key):
+                stats = await window.get_window_stats(item, "keyfob", namespace, key)
                 raise RateLimited(
                     "too many requests; try again later",
                     retry_after=max(1, math.ceil(stats.reset_time - time.time())),

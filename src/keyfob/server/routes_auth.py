@@ -51,7 +51,7 @@ class AuthRoutes:
         self.limiter = ctx.limiter
 
     def hot_routes(self) -> list[Route]:
-        """The routes every client calls all the time (see ``create_app`` for the order)."""
+        """The routes every client calls all the time (answered first: :mod:`.hot`)."""
         return [
             Route("/auth/refresh", self.refresh, methods=["POST"]),
             Route("/auth/me", self.me, methods=["GET"]),

@@ -1,35 +1,39 @@
 """The SQLite store: keyfob's embedded default (spec §6), safe across processes on one file.
 
-Threading. Each store owns one connection, created, used and closed on one dedicated
-thread that takes jobs from a queue. The event loop never blocks on a disk write or a
-lock wait, and the store's own callers are serialised by the thread's queue.
-Several stores on one file, in one process or in many, are serialised by SQLite's locks.
+Threading. Each store owns one connection, used by one piece of work at a time in the
+order it arrived (:mod:`keyfob.store.sqlite_runner`). Reads and transactions of several
+statements run on the store's own thread; single-statement writes run in groups, their
+statements on the event loop and their COMMIT on the thread. The event loop never waits
+for a disk sync or another process's lock. Several stores on one file, in one process or
+in many, are serialised by SQLite's locks.
 
-Atomicity. A refresh is one statement (``UPDATE … WHERE sid = ? AND counter = ? AND
-secret_hash = ? AND … RETURNING …``), so of concurrent callers with the same counter
-exactly one matches, whichever process they are in. Writes of several statements run in
-``BEGIN IMMEDIATE`` transactions: they take the write lock first, waiting up to
-``busy_timeout``, rather than failing when a read snapshot goes stale.
+Atomicity. A refresh is one conditional statement (``UPDATE … WHERE sid = ? AND counter
+= ? AND secret_hash = ? AND …``) inside a ``BEGIN IMMEDIATE`` transaction, followed by
+a read of the row it changed, so of concurrent callers with the same counter exactly one
+matches, whichever process they are in. Every write transaction starts with ``BEGIN
+IMMEDIATE``: it takes the write lock first, waiting up to ``busy_timeout``, rather than
+failing when a read snapshot goes stale. (Not ``UPDATE … RETURNING``: on this schema it
+costs ~35 µs more than the UPDATE and a SELECT by primary key; bench/layers.py.)
 
 Durability. WAL journal; ``synchronous=FULL`` (the default) syncs the log on every
 commit, so a rotation acknowledged to a caller survives a crash of the process and a
 power loss; ``NORMAL`` survives a crash of the process only and saves an fsync.
 
 Group commit. Single-statement writes (rotations, revocations of one session, new
-sessions, events) that are already waiting in the thread's queue when it gets to them
-run together in one ``BEGIN IMMEDIATE … COMMIT``, up to ``_MAX_GROUP`` of them: one
-fsync for all. Nothing waits for a group to fill; each caller's result is handed over
-only after the COMMIT returned. A failed BEGIN or COMMIT fails every caller of the group
-(nothing was changed); a statement that fails rolls the group back, and its jobs are
-run again one by one, so each caller gets what it would have got alone.
+sessions, events) that wait for the connection together run in one ``BEGIN IMMEDIATE …
+COMMIT``, up to ``MAX_GROUP`` of them: one fsync for all. Nothing waits for a group to
+fill; each caller's result is handed over only after the COMMIT returned. A failed
+BEGIN or COMMIT fails every caller of the group (nothing was changed); a statement that
+fails rolls the group back, and its writes run again one by one, so each caller gets
+what it would have got alone.
 
 Errors. Every ``sqlite3`` error becomes :class:`~keyfob.exceptions.StoreUnavailable`
 (nothing was changed: the statement or transaction rolled back), except a taken
 username (:class:`~keyfob.exceptions.UserExists`), and a corrupt or foreign file or a
 refused write such as a duplicate sid (:class:`~keyfob.exceptions.StoreIntegrityError`).
 
-Cancellation. A job handed to the thread runs to the end even if the awaiting coroutine
-is cancelled: a rotation is then committed though its caller never saw it, which is the
+Cancellation. A job or write runs to the end even if the awaiting coroutine is
+cancelled: a rotation is then committed though its caller never saw it, which is the
 lost-response case that the grace window of spec §3 exists for.
 """
 
@@ -39,18 +43,14 @@ lost-response case that the grace window of spec §3 exists for.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
-import queue
 import sqlite3
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..core.keys import KeyRecord
 from ..core.models import DeviceInfo, EventKind, SecurityEvent, Session, User
@@ -70,6 +70,7 @@ from .migrations import (
     pending_migrations,
 )
 from .protocol import RevokedSession
+from .sqlite_runner import ConnectionRunner, Operation
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -81,11 +82,9 @@ logger = logging.getLogger("keyfob")
 T = TypeVar("T")
 Synchronous = Literal["full", "normal"]
 
-#: UPSERT (3.24) is the oldest feature the store needs; RETURNING (3.35) is optional.
+#: UPSERT (3.24) is the newest feature the store needs.
 _MIN_SQLITE = (3, 24, 0)
 _URL_PREFIX = "sqlite:///"
-#: The most single-statement writes committed together (bounds a group's latency).
-_MAX_GROUP = 64
 
 _SESSION_COLUMNS = (
     "sid, user_id, client_id, scope, secret_hash, counter, created_at, last_used_at, "
@@ -132,10 +131,6 @@ class SQLiteStore:
 
     scheme = "sqlite"
 
-    #: Whether ``rotate`` and the revocations use ``UPDATE … RETURNING`` (SQLite ≥ 3.35)
-    #: rather than an update and a read inside one ``BEGIN IMMEDIATE`` transaction.
-    use_returning: ClassVar[bool] = sqlite3.sqlite_version_info >= (3, 35, 0)
-
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -158,9 +153,9 @@ class SQLiteStore:
         self.synchronous: Synchronous = synchronous
         self.busy_timeout = float(busy_timeout)
         self._migrations: list[Migration] = load_migrations("sqlite")
-        self._thread: _ConnectionThread | None = None
-        self._stop_thread: Callable[[], object] = _nothing
-        # Touched only on that thread.
+        self._runner: ConnectionRunner | None = None
+        self._stop_runner: Callable[[], object] = _nothing
+        # Used by one piece of work at a time (the runner sees to it), on either thread.
         self._conn: sqlite3.Connection | None = None
         # A second, read-only connection for revocation_marker(), used on the event loop.
         self._marker_conn: sqlite3.Connection | None = None
@@ -203,45 +198,52 @@ class SQLiteStore:
         return await self._run(self._migrate)
 
     async def close(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
+        runner, self._runner = self._runner, None
+        if runner is None:
             return
         # Detach it here, on the loop, so no marker read can race the close on the thread.
         marker_conn, self._marker_conn = self._marker_conn, None
         try:
-            await thread.run(lambda: self._guarded(lambda: self._disconnect(marker_conn), None))
+            await runner.run(lambda: self._guarded(lambda: self._disconnect(marker_conn), None))
         finally:
-            # Work queued behind the disconnect finds no connection and fails cleanly.
-            self._stop_thread()
+            self._stop_runner()
 
     async def _ensure_connected(self) -> None:
-        if self._thread is not None:
+        if self._runner is not None:
             return
-        thread = _ConnectionThread(f"keyfob-sqlite {self.path.name}")
-        # Stops the thread on close(), or when a store nobody closed is collected.
-        self._stop_thread = weakref.finalize(self, thread.stop)
-        self._thread = thread
+        runner = ConnectionRunner(
+            f"keyfob-sqlite {self.path.name}",
+            connection=self._require_connection,
+            run_alone=self._write_alone,
+            error_for=self._group_error,
+            busy_timeout=self.busy_timeout,
+        )
+        # Ends the thread on close(), or when a store nobody closed is collected.
+        self._stop_runner = weakref.finalize(self, runner.stopper())
+        self._runner = runner
         try:
-            await thread.run(lambda: self._guarded(self._connect, None))
+            await runner.run(lambda: self._guarded(self._connect, None))
         except BaseException:
-            if self._thread is thread:
-                self._thread = None
-            self._stop_thread()
+            if self._runner is runner:
+                self._runner = None
+            self._stop_runner()
             raise
 
     async def _run(self, operation: Callable[[sqlite3.Connection], T], *, group: bool = False) -> T:
-        """Run ``operation`` with the connection on the store's thread.
+        """Run ``operation`` with the connection, on the store's thread.
 
-        ``group``: ``operation`` is one statement that writes (no transaction of its
-        own), so it may be committed together with others waiting in the queue.
+        ``group``: ``operation`` is a write that opens no transaction of its own, so it
+        runs in the next group of writes (statements on the event loop, COMMIT on the
+        thread; :mod:`keyfob.store.sqlite_runner`). It must be quick: a statement or two
+        on one row, looked up by key.
         """
-        thread = self._thread
-        if thread is None:
+        runner = self._runner
+        if runner is None:
             raise StoreUnavailable("the SQLite store is not open")
-        return await thread.run(
-            lambda: self._guarded(operation, self._require_connection),
-            (self._run_group, operation) if group else None,
-        )
+        if group:
+            result: T = await runner.write(operation)
+            return result
+        return await runner.run(lambda: self._guarded(operation, self._require_connection))
 
     # everything below named _something(conn) runs on the store's thread
 
@@ -269,32 +271,13 @@ class SQLiteStore:
                 f"the SQLite database {self.path} is unavailable: {exc}"
             ) from exc
 
-    def _run_group(
-        self, operations: Sequence[Callable[[sqlite3.Connection], Any]]
-    ) -> list[_Outcome] | None:
-        """Run single-statement writes in one transaction: one outcome each, or None.
+    def _write_alone(self, operation: Operation) -> Any:
+        """A write of a group that failed, run again in a transaction of its own."""
+        return self._guarded(
+            lambda conn: _write_transaction(conn, operation), self._require_connection
+        )
 
-        None: a statement failed, the transaction was rolled back, and the caller must
-        run the jobs again one by one. A failed BEGIN or COMMIT is every job's error.
-        """
-        try:
-            conn = self._require_connection()
-            conn.execute("BEGIN IMMEDIATE")
-        except Exception as exc:
-            return [(None, self._group_error(exc)) for _ in operations]
-        try:
-            results = [operation(conn) for operation in operations]
-        except BaseException:
-            _rollback_quietly(conn)
-            return None
-        try:
-            conn.execute("COMMIT")
-        except Exception as exc:
-            _rollback_quietly(conn)
-            return [(None, self._group_error(exc)) for _ in operations]
-        return [(result, None) for result in results]
-
-    def _group_error(self, exc: Exception) -> KeyfobError:
+    def _group_error(self, exc: BaseException) -> BaseException:
         """A fresh exception for one caller of a failed group (callers share no instance)."""
         if isinstance(exc, sqlite3.Error):
             error = self._translate(exc)
@@ -316,8 +299,11 @@ class SQLiteStore:
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit (isolation_level=None): a single statement is its own transaction and
-        # multi-statement writes say BEGIN IMMEDIATE themselves. `timeout` is busy_timeout.
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        # writes say BEGIN IMMEDIATE themselves. `timeout` is busy_timeout. Used from the
+        # event loop and the store's thread, never both at once (the runner's rule).
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
         try:
             mode = self._use_wal(conn)
             if mode != "wal":
@@ -417,9 +403,7 @@ class SQLiteStore:
             "now": now,
             "idle_ttl": idle_ttl,
         }
-        return await self._run(
-            lambda conn: self._update_one(conn, _ROTATE, params, sid), group=self.use_returning
-        )
+        return await self._run(lambda conn: _update_one(conn, _ROTATE, params, sid), group=True)
 
     async def get_session(self, sid: str) -> Session | None:
         rows = await self._run(lambda conn: conn.execute(_SELECT_SESSION, (sid,)).fetchall())
@@ -429,25 +413,7 @@ class SQLiteStore:
         self, sid: str, *, now: float, reason: str, user_id: str | None = None
     ) -> Session | None:
         params = {"sid": sid, "now": now, "reason": reason, "user_id": user_id}
-        return await self._run(
-            lambda conn: self._update_one(conn, _REVOKE, params, sid), group=self.use_returning
-        )
-
-    def _update_one(
-        self, conn: sqlite3.Connection, update: str, params: dict[str, Any], sid: str
-    ) -> Session | None:
-        """Run a conditional update of one session; the session as updated, or None."""
-        if self.use_returning:
-            # One statement: the update and the read are one atomic step.
-            rows = conn.execute(f"{update} RETURNING {_SESSION_COLUMNS}", params).fetchall()
-            return _session(rows[0]) if rows else None
-
-        def update_then_read(conn: sqlite3.Connection) -> Session | None:
-            if conn.execute(update, params).rowcount != 1:
-                return None
-            return _session(conn.execute(_SELECT_SESSION, (sid,)).fetchall()[0])
-
-        return _write_transaction(conn, update_then_read)
+        return await self._run(lambda conn: _update_one(conn, _REVOKE, params, sid), group=True)
 
     async def revoke_user_sessions(
         self, user_id: str, *, now: float, reason: str, except_sid: str | None = None
@@ -458,22 +424,15 @@ class SQLiteStore:
             f"WHERE {_USER_SESSIONS_TO_REVOKE}"
         )
 
-        def revoke(conn: sqlite3.Connection) -> list[str]:
-            if self.use_returning:
-                rows = conn.execute(f"{update} RETURNING rowid, sid", params).fetchall()
-            else:
-                select = f"SELECT rowid, sid FROM sessions WHERE {_USER_SESSIONS_TO_REVOKE}"
+        select = f"SELECT rowid, sid FROM sessions WHERE {_USER_SESSIONS_TO_REVOKE}"
 
-                def select_then_update(conn: sqlite3.Connection) -> list[Any]:
-                    selected = conn.execute(select, params).fetchall()
-                    conn.execute(update, params)
-                    return selected
+        def select_then_update(conn: sqlite3.Connection) -> list[str]:
+            selected = conn.execute(select, params).fetchall()
+            conn.execute(update, params)
+            # In creation order, like the memory store.
+            return [sid for _, sid in sorted(selected)]
 
-                rows = _write_transaction(conn, select_then_update)
-            # In creation order, like the memory store (RETURNING's order is unspecified).
-            return [sid for _, sid in sorted(rows)]
-
-        return await self._run(revoke)
+        return await self._run(lambda conn: _write_transaction(conn, select_then_update))
 
     async def list_sessions(self, user_id: str, *, now: float) -> list[Session]:
         sql = (
@@ -647,102 +606,16 @@ def _nothing() -> None:
     return None
 
 
-class _ConnectionThread:
-    """One thread that runs jobs in order and hands each result to the caller's event loop.
+def _update_one(
+    conn: sqlite3.Connection, update: str, params: dict[str, Any], sid: str
+) -> Session | None:
+    """A conditional update of one session, then the row as updated; None if none matched.
 
-    A bare thread and a ``SimpleQueue``: half the cost per call of ``run_in_executor``
-    on a one-worker ``ThreadPoolExecutor`` (measured in docs/dependencies.md), which
-    matters when the job itself is a 60 µs UPDATE.
+    Runs inside a write transaction (a group's), so the read sees exactly this update.
     """
-
-    __slots__ = ("_jobs",)
-
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        # A daemon: a store nobody closed must not keep the interpreter alive. Killing it
-        # at exit is safe: SQLite commits atomically or not at all.
-        threading.Thread(target=_serve, args=(self._jobs,), name=name, daemon=True).start()
-
-    def run(self, job: Callable[[], T], group: _Grouping | None = None) -> asyncio.Future[T]:
-        """Queue ``job``; with ``group``, the job may instead run as part of a group."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((loop, future, job, group))
-        return future
-
-    def stop(self) -> None:
-        """Let the thread end once the jobs queued so far are done."""
-        self._jobs.put(None)
-
-
-_Outcome = tuple[Any, BaseException | None]
-#: How a job may run in a group: the group runner (``SQLiteStore._run_group``) and the
-#: job's statement, a function of the connection.
-_Grouping = tuple[
-    Callable[[Sequence[Callable[[sqlite3.Connection], Any]]], "list[_Outcome] | None"],
-    Callable[[sqlite3.Connection], Any],
-]
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any], _Grouping | None]
-
-
-def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
-    # A job taken from the queue while gathering a group that cannot join it; runs next.
-    held: list[_Job | None] = []
-    while (job := held.pop() if held else jobs.get()) is not None:
-        group = [job]
-        grouping = job[3]
-        del job
-        if grouping is not None:
-            # Only what is queued already: nothing waits for a group to fill.
-            # This thread is the queue's only consumer: not empty means get_nowait succeeds.
-            while len(group) < _MAX_GROUP and not jobs.empty():
-                follower = jobs.get_nowait()
-                if follower is None or follower[3] is None or follower[3][0] != grouping[0]:
-                    held.append(follower)
-                    del follower
-                    break
-                group.append(follower)
-                del follower
-        _deliver(group, _run_jobs(group, grouping))
-        # Hold no job (its closure holds the store) while waiting for the next one.
-        del group, grouping
-
-
-def _deliver(group: list[_Job], outcomes: list[_Outcome]) -> None:
-    for job, outcome in zip(group, outcomes, strict=True):
-        loop, future = job[0], job[1]
-        # RuntimeError: the loop closed meanwhile, so nobody is waiting for this result.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, future, *outcome)
-
-
-def _run_jobs(group: list[_Job], grouping: _Grouping | None) -> list[_Outcome]:
-    """Run the jobs, as one transaction when there are several; their outcomes, in order."""
-    if len(group) > 1 and grouping is not None:
-        run_group = grouping[0]
-        try:
-            outcomes = run_group([job[3][1] for job in group if job[3] is not None])
-        except BaseException as exc:  # unexpected: every caller hears of it
-            outcomes = [(None, exc)] * len(group)
-        if outcomes is not None:
-            return outcomes
-    return [_run_one(job[2]) for job in group]
-
-
-def _run_one(run: Callable[[], Any]) -> _Outcome:
-    try:
-        return (run(), None)
-    except BaseException as exc:  # handed to the awaiting coroutine, not lost
-        return (None, exc)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return  # the caller gave up waiting; the job ran (and committed) all the same
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
+    if conn.execute(update, params).rowcount != 1:
+        return None
+    return _session(conn.execute(_SELECT_SESSION, (sid,)).fetchall()[0])
 
 
 def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> None:
@@ -821,7 +694,7 @@ def _session(row: Sequence[Any]) -> Session:
     ) = row
     if not isinstance(secret_hash, bytes) or not isinstance(counter, int):
         raise StoreIntegrityError(f"session {sid!r} has an unreadable secret hash or counter")
-    # float(): RETURNING hands back a REAL that holds a whole number as an int.
+    # float(): a REAL column can hand back a whole number as an int.
     return Session(
         sid=sid,
         user_id=user_id,

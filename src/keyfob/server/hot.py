@@ -1,0 +1,59 @@
+"""The routes every client calls all the time, answered without Starlette's layers.
+
+A refresh, a token request or a protected call is one dictionary lookup away from its
+handler: no middleware stack, no route matching by regular expression, no per-request
+exception-handler lookup. Together those cost about as much as the route's own Python
+work on a protected call (docs/benchmarks.md). The handlers are the same ones Starlette
+routes to, and errors become the same JSON answers; every other request, and any
+request under a ``root_path`` (the app mounted inside another), goes through Starlette.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ..exceptions import KeyfobError
+from .errors import error_response, handle_exception
+
+__all__ = ["Endpoint", "KeyfobApp"]
+
+logger = logging.getLogger("keyfob.server")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class KeyfobApp(Starlette):
+    """Starlette, with ``hot_routes`` ((method, path) → handler) taken first."""
+
+    def __init__(self, *, hot_routes: Mapping[tuple[str, str], Endpoint], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._hot = dict(hot_routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            endpoint = self._hot.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                scope["app"] = self
+                await _answer(endpoint, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+async def _answer(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+    request = Request(scope, receive, send)
+    try:
+        response = await endpoint(request)
+    except KeyfobError as exc:
+        response = error_response(exc)
+    except Exception as exc:
+        # What Starlette's error middleware would do: log it, answer a bare JSON 500.
+        logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
+        response = await handle_exception(request, exc)
+    await response(scope, receive, send)
