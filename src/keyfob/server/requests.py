@@ -48,7 +48,7 @@ async def read_json_object(request: Request, *, limit: int = MAX_BODY_BYTES) -> 
     _require_media_type(request, _JSON)
     raw = await _read_body(request, limit)
     try:
-        value = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+        value = _JSON_DECODER.decode(raw.decode("utf-8"))
     except _DuplicateKey as exc:
         raise InvalidRequest(f"the JSON object repeats the member {exc.name[:40]!r}") from None
     except (ValueError, RecursionError):
@@ -175,3 +175,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
                 raise _DuplicateKey(key)
             seen.add(key)
     return result
+
+
+# Built once (json.loads with a hook builds a new decoder on every call).
+_JSON_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)

@@ -12,12 +12,14 @@ from ..oauth.errors import NO_STORE_HEADERS
 __all__ = ["JSON_MEDIA_TYPE", "json_response", "no_content", "token_response"]
 
 JSON_MEDIA_TYPE = "application/json"
+# Built once: json.dumps with any option builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def json_response(
     data: object, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    body = _ENCODER.encode(data)
     return Response(body.encode(), status, headers, media_type=JSON_MEDIA_TYPE)
 
 
