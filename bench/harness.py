@@ -879,6 +879,20 @@ def analyse(data: dict[str, Any]) -> dict[str, Any]:
         cpu_ratios["cost/hello-starlette"] = per_round_ratio(kf["refresh"], hello, key=cpu)
     if runs.get("generator"):
         ratios["generator"] = _generator_headroom(runs)
+    # The same refresh ratios for keyfob on the memory store: the route without a durable
+    # write, i.e. how much of a shortfall is the store's.
+    memory_ratios: dict[str, Any] = {}
+    km = runs.get("keyfob-memory", {})
+    if "refresh" in km:
+        for key, modes in runs.items():
+            if key.startswith("keyfob") or key == "generator" or "refresh" not in modes:
+                continue
+            memory_ratios[f"refresh/{key}"] = per_round_ratio(km["refresh"], modes["refresh"])
+        if "static" in runs.get("hello-starlette", {}):
+            hello = runs["hello-starlette"]["static"]
+            memory_ratios["cost/hello-starlette"] = per_round_ratio(
+                km["refresh"], hello, invert=True
+            )
     checks = []
     for key, desc, _, op, threshold in TARGETS:
         r = ratios.get(key)
@@ -892,6 +906,8 @@ def analyse(data: dict[str, Any]) -> dict[str, Any]:
         if c is not None:
             check["cpu"] = c
             check["cpu_ok"] = c["median"] >= threshold if op == ">=" else c["median"] <= threshold
+        if key in memory_ratios:
+            check["memory"] = memory_ratios[key]
         checks.append(check)
     bad = {
         key: s

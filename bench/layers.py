@@ -14,7 +14,9 @@ the same process, right after it:
    ``UPDATE`` with the same driver (``sqlite3``), and the whole ``SessionManager.refresh``;
 4. the refresh at 10k / 1M / 10M stored sessions (SQLite; the filled databases are cached
    in bench/results/cache/, keyed by the schema);
-5. PostgreSQL, when its server binaries are installed: a throwaway cluster on a Unix
+5. memory of the revoked-sid set that protected routes check, at 1M revoked sessions
+   (``tracemalloc``: what the set and its keys allocate), and a lookup in it;
+6. PostgreSQL, when its server binaries are installed: a throwaway cluster on a Unix
    socket, ``refresh`` through ``PostgresStore`` vs a bare asyncpg ``UPDATE``, and the
    database work per refresh from ``pg_stat_statements`` (statements, WAL bytes, buffers).
 
@@ -541,6 +543,60 @@ async def postgres(quick: bool) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
+async def cached_verify(quick: bool) -> dict[str, Any]:
+    """``SessionManager.verify_access_token`` of tokens it verified before (the cache),
+    cycling through 1,000 live tokens of distinct sessions; expiry and revocation are
+    still checked on every call."""
+    manager = await start_manager("memory://", "full")
+    try:
+        tokens = [(await manager.issue(f"user{i}")).access_token for i in range(1000)]
+        for token in tokens:
+            manager.verify_access_token(token)
+        position = 0
+
+        def one() -> None:
+            nonlocal position
+            manager.verify_access_token(tokens[position % 1000])
+            position += 1
+
+        hit = time_sync(one, 20_000 if quick else 100_000, 5)
+    finally:
+        await manager.close()
+    return {"name": "ES256 verify, already verified (cache)", "keyfob_us": hit["min_us"],
+            "keyfob_median_us": hit["us"], "floor": "target", "floor_us": 2.0,
+            "ratio": hit["min_us"] / 2.0}  # fmt: skip
+
+
+# --- 5. the revoked-sid set -------------------------------------------------------------
+
+
+def revoked_set(count: int) -> dict[str, Any]:
+    """Bytes per entry and lookup time of ``RevokedSids`` holding ``count`` revoked sids."""
+    import gc
+    import tracemalloc
+
+    from keyfob.core.revocation import RevokedSids
+
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    revoked = RevokedSids()
+    until = time.time() + 900
+    for _ in range(count):
+        revoked.add(encode_sid(new_sid()), until)
+    allocated = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    probe = encode_sid(new_sid())
+    now = time.time()
+    lookup = time_sync(lambda: revoked.is_revoked(probe, now), 100_000, 5)
+    return {
+        "revoked": count,
+        "mib": allocated / 2**20,
+        "bytes_per_sid": allocated / count,
+        "lookup_us": lookup["min_us"],
+    }
+
+
 # --- main -------------------------------------------------------------------------------
 
 
@@ -548,11 +604,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"quick": args.quick}
     log("layers: access tokens")
     results["access_tokens"] = access_tokens(args.quick)
+    results["access_tokens"].append(await cached_verify(args.quick))
     log("layers: refresh tokens")
     results["refresh_tokens"] = refresh_tokens(args.quick)
     with tempfile.TemporaryDirectory(prefix="keyfob-bench-") as tmp:
         log("layers: rotations")
         results["rotations"] = await rotations(args.quick, args.synchronous, Path(tmp))
+    log("layers: revoked-sid set")
+    results["revoked_set"] = revoked_set(100_000 if args.quick else 1_000_000)
     log("layers: refresh by number of stored sessions")
     results["sizes"] = await sizes_scan(args.sizes, args.quick)
     if not args.no_postgres:

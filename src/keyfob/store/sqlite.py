@@ -70,7 +70,7 @@ from .migrations import (
     pending_migrations,
 )
 from .protocol import RevokedSession
-from .sqlite_runner import ConnectionRunner, Operation
+from .sqlite_runner import ConnectionRunner, Operation, rollback_quietly
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -264,7 +264,7 @@ class SQLiteStore:
             raise
         except sqlite3.Error as exc:
             if self._conn is not None:
-                _rollback_quietly(self._conn)
+                rollback_quietly(self._conn)
             raise self._translate(exc) from exc
         except OSError as exc:
             raise StoreUnavailable(
@@ -636,19 +636,9 @@ def _write_transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connect
         result = body(conn)
         conn.execute("COMMIT")
     except BaseException:
-        _rollback_quietly(conn)
+        rollback_quietly(conn)
         raise
     return result
-
-
-def _rollback_quietly(conn: sqlite3.Connection) -> None:
-    try:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-    except sqlite3.Error:
-        # The error being handled says more; a connection that cannot roll back has
-        # lost its transaction already (SQLite rolls back on I/O and full-disk errors).
-        logger.debug("ROLLBACK failed after an SQLite error", exc_info=True)
 
 
 def _split_statements(migration: Migration) -> Iterator[str]:

@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Final, TypeVar
 
-__all__ = ["MAX_GROUP", "ConnectionRunner", "Operation"]
+__all__ = ["MAX_GROUP", "ConnectionRunner", "Operation", "rollback_quietly"]
 
 logger = logging.getLogger("keyfob")
 
@@ -208,7 +208,7 @@ class ConnectionRunner:
         try:
             results = [operation(conn) for operation in group.operations]
         except BaseException:
-            _rollback_quietly(conn)
+            rollback_quietly(conn)
             self._thread_jobs.put(lambda: self._run_one_by_one(group))
             return
         self._thread_jobs.put(lambda: self._commit(group, conn, results))
@@ -226,7 +226,7 @@ class ConnectionRunner:
                 with self._waiting_for_locks():
                     conn.execute("COMMIT")
         except BaseException as exc:
-            _rollback_quietly(conn)
+            rollback_quietly(conn)
             self._finish(group, [(None, self._error_for(exc)) for _ in results])
             return
         self._finish(group, [(result, None) for result in results])
@@ -243,7 +243,7 @@ class ConnectionRunner:
         try:
             results = [operation(conn) for operation in group.operations]
         except BaseException:
-            _rollback_quietly(conn)
+            rollback_quietly(conn)
             self._run_one_by_one(group)
             return
         self._commit(group, conn, results)
@@ -317,7 +317,7 @@ def _set_busy_timeout(connection: Callable[[], sqlite3.Connection], ms: int) -> 
         logger.debug("could not set the SQLite busy timeout", exc_info=True)
 
 
-def _rollback_quietly(conn: sqlite3.Connection) -> None:
+def rollback_quietly(conn: sqlite3.Connection) -> None:
     try:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
