@@ -78,14 +78,19 @@ def log(message: str) -> None:
 # --- timing -----------------------------------------------------------------------------
 
 
-def time_sync(fn: Callable[[], object], number: int, repeat: int) -> dict[str, float]:
-    per_call = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        per_call.append((time.perf_counter() - t0) / number * 1e6)
+def _per_call_us(fn: Callable[[], object], number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number * 1e6
+
+
+def _summary(per_call: list[float]) -> dict[str, float]:
     return {"us": statistics.median(per_call), "min_us": min(per_call)}
+
+
+def time_sync(fn: Callable[[], object], number: int, repeat: int) -> dict[str, float]:
+    return _summary([_per_call_us(fn, number) for _ in range(repeat)])
 
 
 def time_sync_pair(
@@ -93,16 +98,13 @@ def time_sync_pair(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """``time_sync`` of both, their repeats interleaved (and the order alternating), so a
     burst of load from other processes falls on both sides of the ratio alike."""
-    per_call: tuple[list[float], list[float]] = ([], [])
+    ours_times: list[float] = []
+    floor_times: list[float] = []
     for i in range(repeat):
-        order = ((0, ours), (1, floor)) if i % 2 == 0 else ((1, floor), (0, ours))
-        for side, fn in order:
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            per_call[side].append((time.perf_counter() - t0) / number * 1e6)
-    ours_t, floor_t = ({"us": statistics.median(times), "min_us": min(times)} for times in per_call)
-    return ours_t, floor_t
+        order = ((ours, ours_times), (floor, floor_times))
+        for fn, times in order if i % 2 == 0 else reversed(order):
+            times.append(_per_call_us(fn, number))
+    return _summary(ours_times), _summary(floor_times)
 
 
 async def time_async(
@@ -114,7 +116,7 @@ async def time_async(
         for _ in range(number):
             await fn()
         per_call.append((time.perf_counter() - t0) / number * 1e6)
-    return {"us": statistics.median(per_call), "min_us": min(per_call)}
+    return _summary(per_call)
 
 
 def pair(name: str, ours: dict[str, float], floor: dict[str, float], floor_name: str) -> dict:
