@@ -178,8 +178,7 @@ class RevocationFanout:
             finally:
                 self.subscribed = False
                 with contextlib.suppress(*_ERRORS):
-                    # redis-py leaves PubSub.aclose unannotated.
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
