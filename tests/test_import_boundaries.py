@@ -31,7 +31,8 @@ def test_core_is_pure() -> None:
     """keyfob.core imports no web framework, HTTP client, event loop or database driver."""
     loaded = _modules_after_import(
         "keyfob.core.lifecycle, keyfob.core.refresh_tokens, "
-        "keyfob.core.access_tokens, keyfob.core.keys, keyfob.core.passwords"
+        "keyfob.core.access_tokens, keyfob.core.keys, keyfob.core.jwk, keyfob.core.jws, "
+        "keyfob.core.passwords"
     )
     leaked = sorted(m for m in FORBIDDEN if m in loaded)
     assert leaked == []

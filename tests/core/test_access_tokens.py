@@ -19,14 +19,11 @@ from keyfob.core.access_tokens import (
     AccessClaims,
     AccessTokenSigner,
     AccessTokenVerifier,
-    sign_bytes,
-    verify_jws,
-    verify_signature,
 )
+from keyfob.core.jwk import ALGORITHMS, PublicKeySet
+from keyfob.core.jws import sign_bytes, verify_jws, verify_signature
 from keyfob.core.keys import (
-    ALGORITHMS,
     KeySet,
-    PublicKeySet,
     SigningKey,
     derive_kek,
     generate_key,
@@ -144,6 +141,7 @@ def test_a_signed_token_verifies_into_its_claims(alg: str) -> None:
         iat=int(NOW),
         exp=int(NOW + TTL),
         raw=got.raw,
+        not_before=int(NOW),
     )
     assert got.raw == parts(token)[1]
 
@@ -388,6 +386,13 @@ def test_a_token_with_nbf_in_the_future_is_refused() -> None:
     with pytest.raises(ExpiredAccessToken, match="not valid yet"):
         VERIFIER.verify(forge(header(), claims(nbf=int(NOW + LEEWAY + 1))), now=NOW)
     assert VERIFIER.verify(forge(header(), claims(nbf=int(NOW + LEEWAY))), now=NOW)
+
+
+def test_not_before_is_the_later_of_iat_and_nbf() -> None:
+    """The verified claims say when the token starts to be valid, so caches need not redo it."""
+    later = VERIFIER.verify(forge(header(), claims(nbf=int(NOW + 5))), now=NOW)
+    earlier = VERIFIER.verify(forge(header(), claims(nbf=int(NOW - 5))), now=NOW)
+    assert (later.not_before, earlier.not_before) == (int(NOW + 5), earlier.iat)
 
 
 def test_a_token_issued_in_the_future_is_refused() -> None:
@@ -761,7 +766,7 @@ def test_es256_signatures_are_raw_r_and_s_that_pyjwt_and_cryptography_verify() -
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
     from jwt.algorithms import ECAlgorithm
 
-    from keyfob.core.access_tokens import sign_bytes
+    from keyfob.core.jws import sign_bytes
     from keyfob.core.keys import generate_key
 
     key = generate_key("ES256", now=0, activates_at=0, kek=b"k" * 32)

@@ -12,21 +12,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from keyfob.core.keys import (
+from keyfob.core.jwk import (
     ALGORITHMS,
+    PublicKeySet,
+    VerifyingKey,
+    jwk_thumbprint,
+    public_jwk,
+    verifying_key_from_jwk,
+)
+from keyfob.core.keys import (
     KeyRecord,
     KeySet,
-    PublicKeySet,
     SigningKey,
-    VerifyingKey,
     derive_kek,
     generate_key,
-    jwk_thumbprint,
     load_key,
     plan_rotation,
-    public_jwk,
     purge_expired,
-    verifying_key_from_jwk,
 )
 from keyfob.exceptions import ConfigurationError
 

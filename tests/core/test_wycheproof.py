@@ -3,8 +3,8 @@
 - ECDSA P-256 (P1363, i.e. JWS R‖S) and Ed25519 signatures go through
   :func:`~keyfob.core.access_tokens.verify_signature`, the primitive every token
   verification calls: every ``valid`` case verifies, every ``invalid`` one does not.
-- JWS and JWK cases go through :func:`~keyfob.core.keys.verifying_key_from_jwk` /
-  :meth:`~keyfob.core.keys.PublicKeySet.from_jwks` and then
+- JWS and JWK cases go through :func:`~keyfob.core.jwk.verifying_key_from_jwk` /
+  :meth:`~keyfob.core.jwk.PublicKeySet.from_jwks` and then
   :func:`~keyfob.core.access_tokens.verify_jws`, the layer under
   ``AccessTokenVerifier`` (these JWS are not ``at+jwt`` tokens, so the RFC 9068 ``typ``
   and claim checks do not apply). Every ``invalid`` case is refused, at key loading
@@ -31,8 +31,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from keyfob.core.access_tokens import verify_jws, verify_signature
-from keyfob.core.keys import ALGORITHMS, PublicKeySet, verifying_key_from_jwk
+from keyfob.core.jwk import ALGORITHMS, PublicKeySet, verifying_key_from_jwk
+from keyfob.core.jws import verify_jws, verify_signature
 from keyfob.exceptions import ConfigurationError, InvalidToken
 from tests.services import unavailable
 
