@@ -456,14 +456,14 @@ async def test_repeat_verification_is_cheap(manager: SessionManager) -> None:
     pair = await _login(manager)
     manager.verify_access_token(pair.access_token)
     calls = []
-    real = manager._verifier
+    real = manager.verifier._claims
 
     class Counting:
         def verify(self, token: str, *, now: float):  # type: ignore[no-untyped-def]
             calls.append(token)
             return real.verify(token, now=now)
 
-    manager._verifier = Counting()  # type: ignore[assignment]
+    manager.verifier._claims = Counting()  # type: ignore[assignment]
     for _ in range(3):
         manager.verify_access_token(pair.access_token)
     assert calls == []

@@ -1,29 +1,26 @@
-"""SessionManager: carries out the core's decisions through a store.
+"""SessionManager: keyfob's front door, composed of one part per job.
 
-The rules live in :mod:`keyfob.core.lifecycle`; this module adds only what needs I/O:
-the store calls, the clock, security events and the reuse hook. Every edge (server,
-framework integrations, CLI) talks to this class.
+    SessionManager
+    ├── accounts      Accounts     register, authenticate, change passwords   (accounts.py)
+    ├── sessions      Sessions     issue, refresh, revoke, purge               (sessions.py)
+    ├── signing_keys  SigningKeys  load, rotate and publish the signing keys   (signing_keys.py)
+    ├── verifier      Verifier     access tokens, with no store at all         (verifier.py)
+    └── event_log     EventLog     the security-event log                      (events.py)
+
+The rules live in :mod:`keyfob.core`; the parts add only what needs I/O. The manager
+wires them together (a revocation reaches the verifier; a new key set too), keeps the
+in-process set of revoked sessions in step with other processes, and offers every
+operation under one name, so the edges (server, integrations, CLI) talk to one object.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
-import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Sequence
 
-from .core import lifecycle
-from .core.access_tokens import AccessTokenSigner, AccessTokenVerifier
+from .accounts import Accounts
+from .core.access_tokens import AccessTokenSigner
 from .core.clock import Clock, SystemClock
-from .core.keys import (
-    KeyRecord,
-    KeySet,
-    SigningKey,
-    derive_kek,
-    load_key,
-    plan_rotation,
-    purge_expired,
-)
+from .core.keys import KeyRecord, KeySet, derive_kek
 from .core.models import (
     DeviceInfo,
     EventKind,
@@ -40,51 +37,34 @@ from .core.refresh_tokens import (
     RefreshToken,
     RefreshTokenCodec,
     derive_mac_key,
-    encode_sid,
-    hash_secret,
-    new_secret,
-    new_sid,
 )
 from .core.revocation import RevokedSids
-from .core.token_cache import VerifiedTokenCache
-from .exceptions import (
-    AccessTokenRevoked,
-    AuthenticationFailed,
-    BadSignature,
-    ConfigurationError,
-    MalformedToken,
-    SessionExpired,
-    SessionNotFound,
-    SessionRevoked,
-    TokenReused,
-    UserError,
-    UserNotFound,
-)
+from .events import EventLog
+from .exceptions import BadSignature, ConfigurationError
+from .sessions import ReuseHook, Sessions, clean_device
 from .settings import Settings, load_deployment_secret
+from .signing_keys import SigningKeys
 from .store.protocol import Store
+from .verifier import Verifier
 
 __all__ = ["ReuseHook", "SessionManager"]
-
-logger = logging.getLogger("keyfob")
-
-#: Called with the ``reuse_detected`` event after the family has been revoked.
-ReuseHook = Callable[[SecurityEvent], Awaitable[None] | None]
 
 #: The least each revocation resync re-reads before the previous one, in seconds: longer
 #: than a revocation can take between reading the clock and committing with the
 #: PostgreSQL store's defaults (5 s waiting for a pooled connection, a 5 s statement
 #: timeout and the client's extra second).
 _RESYNC_OVERLAP = 15.0
-
-_MAX_USERNAME = 150
-_MAX_DEVICE_FIELD = 512
+#: How often a token no key verifies may trigger a reload of the keys from the store.
+_KEY_RELOAD_SPACING = 0.25
 
 
 class SessionManager:
     """Log in, refresh, revoke and verify, per spec §3.
 
     ``await manager.start()`` opens the store, applies migrations and makes sure a
-    signing key exists; ``await manager.close()`` closes the store.
+    signing key exists; ``await manager.close()`` closes the store. Access tokens need an
+    issuer (``settings.issuer``); without one the manager still administers accounts and
+    sessions (the CLI's admin commands) and refuses only to sign or verify.
     """
 
     def __init__(
@@ -98,44 +78,81 @@ class SessionManager:
         self.settings = settings
         self.store = store
         self.clock: Clock = clock or SystemClock()
-        self.on_reuse = on_reuse
         secrets_newest_first = load_deployment_secret(settings)
         self._codec = RefreshTokenCodec([derive_mac_key(s) for s in secrets_newest_first])
-        self._keks = [derive_kek(s) for s in secrets_newest_first]
-        self._lifetimes = lifecycle.Lifetimes(
-            idle=settings.idle_ttl, absolute=settings.absolute_ttl, grace=settings.grace
+        self.event_log = EventLog(store)
+        self.accounts = Accounts(
+            store,
+            self.event_log,
+            hasher=PasswordHasher(settings.password_profile),
+            policy=PasswordPolicy(min_length=settings.password_min_length),
+            clock=self.clock,
         )
-        self._hasher = PasswordHasher(settings.password_profile)
-        self._policy = PasswordPolicy(min_length=settings.password_min_length)
-        self._signer = AccessTokenSigner(
-            issuer=settings.issuer, audience=settings.effective_audience, ttl=settings.access_ttl
+        self.signing_keys = SigningKeys(
+            store,
+            self.event_log,
+            keks=[derive_kek(s) for s in secrets_newest_first],
+            settings=settings,
+            clock=self.clock,
+            on_change=self._use_keys,
         )
-        self._keys = KeySet([])
-        self._verifier = AccessTokenVerifier(
-            self._keys,
-            issuer=settings.issuer,
-            audience=settings.effective_audience,
-            leeway=settings.leeway,
-        )
-        self.revoked = RevokedSids()
-        self._verified: VerifiedTokenCache[Principal] = VerifiedTokenCache(
-            settings.verified_token_cache_size
+        self._signer: AccessTokenSigner | None = None
+        self._verifier: Verifier | None = None
+        if settings.issuer:
+            audience = settings.effective_audience
+            self._signer = AccessTokenSigner(
+                issuer=settings.issuer, audience=audience, ttl=settings.access_ttl
+            )
+            self._verifier = Verifier(
+                issuer=settings.issuer,
+                audience=audience,
+                leeway=settings.leeway,
+                max_token_lifetime=settings.access_ttl,
+                cache_size=settings.verified_token_cache_size,
+                clock=self.clock,
+            )
+        self.sessions = Sessions(
+            store,
+            self.event_log,
+            codec=self._codec,
+            settings=settings,
+            clock=self.clock,
+            mint_access_token=self._mint_access_token,
+            on_revoked=self._revoked,
+            on_reuse=on_reuse,
         )
         self._revocations_synced_at: float | None = None
         self._revocation_marker: object = None
-        self._keys_loaded_at = float("-inf")
 
     def __repr__(self) -> str:
         return f"SessionManager(store={self.store!r})"
+
+    @property
+    def verifier(self) -> Verifier:
+        """The in-process access-token verifier (no store access)."""
+        if self._verifier is None:
+            raise ConfigurationError("access tokens need an issuer: set KEYFOB_ISSUER")
+        return self._verifier
+
+    @property
+    def revoked(self) -> RevokedSids:
+        """The sessions whose access tokens this process refuses (see :class:`Verifier`)."""
+        return self.verifier.revoked
+
+    @property
+    def on_reuse(self) -> ReuseHook | None:
+        return self.sessions.on_reuse
+
+    @on_reuse.setter
+    def on_reuse(self, hook: ReuseHook | None) -> None:
+        self.sessions.on_reuse = hook
 
     # lifecycle of the manager itself
 
     async def start(self) -> None:
         """Open the store (applying migrations) and load or create the signing key."""
         await self.store.open()
-        await self.reload_keys()
-        if self._keys.needs_key(self.clock.now()):
-            await self.rotate_signing_key()
+        await self.signing_keys.ensure_key()
         await self.sync_revocations()
 
     async def close(self) -> None:
@@ -148,70 +165,33 @@ class SessionManager:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # users
+    # accounts
 
     async def register(self, username: str, password: str) -> User:
         """Create an account; :class:`WeakPassword` or :class:`UserExists` say why not."""
-        username = _clean_username(username)
-        self._policy.check(password, username=username)
-        now = self.clock.now()
-        user = User(
-            id=secrets.token_urlsafe(12),
-            username=username,
-            password_hash=self._hasher.hash(password),
-            created_at=now,
-        )
-        await self.store.create_user(user)
-        await self._event(EventKind.USER_CREATED, now, user_id=user.id)
-        return user
+        return await self.accounts.register(username, password)
 
     async def authenticate(self, username: str, password: str, *, ip: str = "") -> User:
-        """The user whose password this is, or :class:`AuthenticationFailed`.
-
-        Unknown users cost the same argon2 work as known ones (no enumeration by timing).
-        """
-        now = self.clock.now()
-        user = None
-        if isinstance(username, str) and 0 < len(username) <= _MAX_USERNAME:
-            user = await self.store.get_user_by_name(username.strip())
-        if not isinstance(password, str):
-            password = ""
-        if user is None:
-            self._hasher.dummy_verify(password)
-            await self._event(EventKind.LOGIN_FAILED, now, ip=ip, detail="unknown user")
-            raise AuthenticationFailed("wrong username or password")
-        if not self._hasher.verify(user.password_hash, password):
-            await self._event(
-                EventKind.LOGIN_FAILED, now, user_id=user.id, ip=ip, detail="wrong password"
-            )
-            raise AuthenticationFailed("wrong username or password")
-        if self._hasher.needs_rehash(user.password_hash):
-            await self.store.set_password_hash(user.id, self._hasher.hash(password))
-        return user
+        """The user whose password this is, or :class:`AuthenticationFailed`."""
+        return await self.accounts.authenticate(username, password, ip=ip)
 
     async def get_user(self, user_id: str) -> User | None:
-        return await self.store.get_user(user_id)
+        return await self.accounts.get_user(user_id)
 
     async def get_user_by_name(self, username: str) -> User | None:
-        return await self.store.get_user_by_name(username)
+        return await self.accounts.get_user_by_name(username)
 
     async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[User]:
-        return await self.store.list_users(limit=limit, offset=offset)
+        return await self.accounts.list_users(limit=limit, offset=offset)
 
     async def change_password(
         self, user_id: str, old_password: str, new_password: str, *, keep_sid: str | None = None
     ) -> list[str]:
         """Set a new password and revoke every other session of the user; return their sids."""
-        user = await self.store.get_user(user_id)
-        if user is None:
-            raise UserNotFound("no such user")
-        if not self._hasher.verify(user.password_hash, old_password):
-            raise AuthenticationFailed("the current password is wrong")
-        self._policy.check(new_password, username=user.username)
-        await self.store.set_password_hash(user.id, self._hasher.hash(new_password))
-        now = self.clock.now()
-        await self._event(EventKind.PASSWORD_CHANGED, now, user_id=user.id, sid=keep_sid)
-        return await self.revoke_user_sessions(
+        user = await self.accounts.change_password(
+            user_id, old_password, new_password, sid=keep_sid
+        )
+        return await self.sessions.revoke_user_sessions(
             user.id, reason=RevokeReason.PASSWORD_CHANGE, except_sid=keep_sid
         )
 
@@ -227,10 +207,10 @@ class SessionManager:
         device: DeviceInfo | None = None,
     ) -> TokenPair:
         """Check the password and start a session: a refresh token and an access token."""
-        device = _clean_device(device)
-        user = await self.authenticate(username, password, ip=device.ip)
-        pair = await self.issue(user.id, client_id=client_id, scope=scope, device=device)
-        await self._event(
+        device = clean_device(device)
+        user = await self.accounts.authenticate(username, password, ip=device.ip)
+        pair = await self.sessions.issue(user.id, client_id=client_id, scope=scope, device=device)
+        await self.event_log.record(
             EventKind.LOGIN_OK,
             self.clock.now(),
             user_id=user.id,
@@ -248,20 +228,7 @@ class SessionManager:
         device: DeviceInfo | None = None,
     ) -> TokenPair:
         """Start a session for an already authenticated user (e.g. after an OAuth code)."""
-        now = self.clock.now()
-        secret = new_secret()
-        session = lifecycle.new_session(
-            sid=encode_sid(new_sid()),
-            user_id=user_id,
-            client_id=client_id,
-            scope=scope,
-            secret_hash=hash_secret(secret),
-            now=now,
-            lifetimes=self._lifetimes,
-            device=_clean_device(device),
-        )
-        await self.store.create_session(session)
-        return self._pair(session, secret, now)
+        return await self.sessions.issue(user_id, client_id=client_id, scope=scope, device=device)
 
     def parse_refresh_token(self, refresh_token: str | RefreshToken) -> ParsedRefreshToken:
         """Check a refresh token's shape and MAC, with no store access.
@@ -279,85 +246,21 @@ class SessionManager:
         store access, :class:`TokenReused` after revoking the family, or
         :class:`SessionRevoked` / :class:`SessionExpired` / :class:`SessionNotFound`.
         """
-        # Check the MAC first: a forged token never reaches the store (spec §3).
-        parsed = (
-            refresh_token
-            if isinstance(refresh_token, ParsedRefreshToken)
-            else self._codec.parse(refresh_token)
-        )
-        now = self.clock.now()
-        secret_hash = parsed.secret_hash
-        session = await self.store.rotate(
-            parsed.sid,
-            counter=parsed.counter,
-            secret_hash=secret_hash,
-            now=now,
-            idle_ttl=self._lifetimes.idle,
-        )
-        if session is not None:
-            return self._pair(session, parsed.secret, now)
-        # The conditional update matched nothing: find out why (the slow path).
-        current = await self.store.get_session(parsed.sid)
-        decision = lifecycle.classify_refresh_failure(
-            current,
-            presented_counter=parsed.counter,
-            presented_secret_hash=secret_hash,
-            now=now,
-            lifetimes=self._lifetimes,
-        )
-        match decision:
-            case lifecycle.GraceSuccessor(session=s):
-                # The identical successor the winner got, not a new branch (spec §3).
-                return self._pair(s, parsed.secret, now)
-            case lifecycle.Reused(session=s, rule=rule):
-                await self._handle_reuse(s, rule.value, now)
-                raise TokenReused(
-                    "this refresh token was already used; the session has been revoked",
-                    rule=rule.value,
-                    sid=s.sid,
-                )
-            case lifecycle.Revoked(session=s):
-                raise SessionRevoked("the session has been revoked", reason=s.revoked_reason or "")
-            case lifecycle.Expired():
-                raise SessionExpired("the session has expired")
-            case lifecycle.NotFound():
-                raise SessionNotFound("the session does not exist")
-            case lifecycle.Unrecognised(why=why):
-                logger.warning("refresh token with a valid MAC was not recognised: %s", why)
-                raise MalformedToken("the refresh token is not recognised")
-        raise AssertionError(f"unhandled decision {decision!r}")  # pragma: no cover
+        return await self.sessions.refresh(refresh_token)
 
     async def logout(self, refresh_token: str | RefreshToken) -> bool:
-        """Revoke the session a refresh token belongs to. True if this call revoked it.
-
-        The token must be one keyfob minted (MAC checked); any token of the family,
-        current or older, identifies the session.
-        """
-        parsed = self._codec.parse(refresh_token)
-        current = await self.store.get_session(parsed.sid)
-        if current is None or not secrets.compare_digest(current.secret_hash, parsed.secret_hash):
-            return False
-        return await self.revoke_session(parsed.sid, reason=RevokeReason.LOGOUT)
+        """Revoke the session a refresh token belongs to. True if this call revoked it."""
+        return await self.sessions.logout(refresh_token)
 
     async def revoke_session(
         self, sid: str, *, reason: RevokeReason = RevokeReason.ADMIN, user_id: str | None = None
     ) -> bool:
         """Revoke one session (only if it is ``user_id``'s, when given). True if revoked now."""
-        now = self.clock.now()
-        revoked = await self.store.revoke_session(
-            sid, now=now, reason=reason.value, user_id=user_id
-        )
-        if revoked is None:
-            return False
-        self._remember_revoked(revoked.sid, now)
-        await self._event(
-            EventKind.REVOKE, now, user_id=revoked.user_id, sid=sid, detail=reason.value
-        )
-        return True
+        return await self.sessions.revoke_session(sid, reason=reason, user_id=user_id)
 
     async def logout_all(self, user_id: str) -> list[str]:
         """Revoke every session of the user; return their sids."""
-        return await self.revoke_user_sessions(user_id, reason=RevokeReason.LOGOUT_ALL)
+        return await self.sessions.revoke_user_sessions(user_id, reason=RevokeReason.LOGOUT_ALL)
 
     async def revoke_user_sessions(
         self,
@@ -367,70 +270,26 @@ class SessionManager:
         except_sid: str | None = None,
     ) -> list[str]:
         """Revoke every session of the user (but ``except_sid``) at once; return their sids."""
-        now = self.clock.now()
-        sids = await self.store.revoke_user_sessions(
-            user_id, now=now, reason=reason.value, except_sid=except_sid
+        return await self.sessions.revoke_user_sessions(
+            user_id, reason=reason, except_sid=except_sid
         )
-        for sid in sids:
-            self._remember_revoked(sid, now)
-        if sids:
-            await self._event(
-                EventKind.REVOKE,
-                now,
-                user_id=user_id,
-                detail=f"{reason.value} sessions={len(sids)}",
-            )
-        return sids
 
     async def list_sessions(self, user_id: str) -> list[Session]:
         """The user's live sessions with device details, newest first."""
-        return await self.store.list_sessions(user_id, now=self.clock.now())
+        return await self.sessions.list_sessions(user_id)
 
     async def purge(self, *, batch: int = 1000, max_batches: int | None = None) -> int:
         """Delete expired and long-revoked sessions in batches; return how many went."""
-        total = 0
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            now = self.clock.now()
-            n = await self.store.purge_sessions(
-                now=now, revoked_before=now - self.settings.revoked_retention, limit=batch
-            )
-            total += n
-            batches += 1
-            if n < batch:
-                break
-        return total
+        return await self.sessions.purge(batch=batch, max_batches=max_batches)
 
-    # access tokens
+    # access tokens and keys
 
     def verify_access_token(self, token: str) -> Principal:
         """Check an access token's signature and claims, and that its session is not revoked.
 
-        Raises an :class:`InvalidToken` subclass. No store access. A token this process
-        verified before is answered from a bounded cache keyed by its exact text; expiry
-        and revocation are still checked on every call.
+        Raises an :class:`InvalidToken` subclass. No store access (:class:`Verifier`).
         """
-        now = self.clock.now()
-        principal = self._verified.get(token, now) if type(token) is str else None
-        if principal is None:
-            claims = self._verifier.verify(token, now=now)
-            principal = Principal(
-                user_id=claims.sub,
-                sid=claims.sid,
-                client_id=claims.client_id,
-                scopes=claims.scope,
-                expires_at=claims.exp,
-                token_id=claims.jti,
-            )
-            nbf = claims.raw.get("nbf")
-            not_before = max(claims.iat, nbf) if isinstance(nbf, int | float) else claims.iat
-            leeway = self.settings.leeway
-            self._verified.put(
-                token, principal, valid_from=not_before - leeway, valid_until=claims.exp + leeway
-            )
-        if self.revoked.is_revoked(principal.sid, now):
-            raise AccessTokenRevoked("the session of this access token has been revoked")
-        return principal
+        return self.verifier.verify_access_token(token)
 
     async def verify_access_token_fresh(self, token: str) -> Principal:
         """:meth:`verify_access_token`, after pulling in revocations made by other
@@ -443,77 +302,35 @@ class SessionManager:
         if marker != self._revocation_marker:
             await self.sync_revocations()
             self._revocation_marker = marker
+        verifier = self.verifier
         try:
-            return self.verify_access_token(token)
+            return verifier.verify_access_token(token)
         except BadSignature:
             # Perhaps signed with a key another instance created or rotated in since we
             # last loaded keys. Reload at most four times a second, so forged tokens cannot
             # turn into a stream of store reads.
-            now = self.clock.now()
-            if now - self._keys_loaded_at < 0.25:
+            if self.clock.now() - self.signing_keys.loaded_at < _KEY_RELOAD_SPACING:
                 raise
-            await self.reload_keys()
-            return self.verify_access_token(token)
+            await self.signing_keys.reload()
+            return verifier.verify_access_token(token)
 
     def keys(self) -> list[KeyRecord]:
         """The signing keys this process knows (public parts and times; nothing secret)."""
-        return [k.record for k in self._keys.keys]
+        return self.signing_keys.records()
 
     def jwks(self) -> dict[str, object]:
         """The public keys to publish at ``/.well-known/jwks.json``."""
-        return self._keys.jwks(self.clock.now())
+        return self.signing_keys.jwks()
 
     async def reload_keys(self) -> None:
         """Load the signing keys from the store (after a rotation by another instance)."""
-        records = await self.store.load_keys()
-        self._install_keys(records)
+        await self.signing_keys.reload()
 
     async def rotate_signing_key(self) -> KeyRecord:
         """Publish a new signing key; it signs after ``key_publish_delay`` (first key: at once)."""
-        await self.reload_keys()
-        now = self.clock.now()
-        plan = plan_rotation(
-            self._keys,
-            alg=self.settings.signing_alg,
-            now=now,
-            kek=self._keks[0],
-            publish_delay=self.settings.key_publish_delay,
-            access_ttl=self.settings.access_ttl,
-            leeway=self.settings.leeway,
-        )
-        await self.store.save_keys([plan.new_key.record, *plan.retire])
-        records = await self.store.load_keys()
-        expired = purge_expired(records, now)
-        if expired:
-            await self.store.delete_keys(expired)
-            records = [r for r in records if r.kid not in expired]
-        self._install_keys(records)
-        await self._event(EventKind.KEY_ROTATED, now, detail=f"kid={plan.new_key.kid}")
-        return plan.new_key.record
+        return await self.signing_keys.rotate()
 
-    def _install_keys(self, records: Iterable[KeyRecord]) -> None:
-        keys = [self._load_key(r) for r in records]
-        self._keys = KeySet(keys)
-        self._keys_loaded_at = self.clock.now()
-        # A withdrawn key must stop verifying at once, cached tokens included.
-        self._verified.clear()
-        self._verifier = self._verifier.with_keys(self._keys)
-
-    def _load_key(self, record: KeyRecord) -> SigningKey:
-        last: ConfigurationError | None = None
-        # Keys encrypted under an earlier deployment secret stay readable after rotation.
-        for kek in self._keks:
-            try:
-                return load_key(record, kek=kek)
-            except ConfigurationError as exc:
-                last = exc
-        assert last is not None
-        raise ConfigurationError(
-            f"signing key {record.kid} cannot be decrypted with the deployment secret: "
-            "was KEYFOB_SECRET changed without keeping the old one in previous_secrets?"
-        ) from last
-
-    # revocation set
+    # revocations across processes
 
     async def sync_revocations(self) -> int:
         """Pull revocations made by other processes into the in-process set."""
@@ -530,15 +347,13 @@ class SessionManager:
             else max(horizon, self._revocations_synced_at - overlap)
         )
         rows = await self.store.revoked_since(since, now=now)
-        for row in rows:
-            self._remember_revoked(row.sid, row.revoked_at)
-        self.revoked.prune(now)
+        verifier = self._verifier
+        if verifier is not None:
+            for row in rows:
+                verifier.remember_revoked(row.sid, row.revoked_at)
+            verifier.forget_stale_revocations()
         self._revocations_synced_at = now
         return len(rows)
-
-    def _remember_revoked(self, sid: str, revoked_at: float) -> None:
-        # No access token of the session outlives revoked_at + access_ttl + leeway.
-        self.revoked.add(sid, revoked_at + self.settings.access_ttl + self.settings.leeway)
 
     # events
 
@@ -552,95 +367,30 @@ class SessionManager:
         before_id: int | None = None,
     ) -> list[SecurityEvent]:
         """The security-event log, newest first."""
-        return await self.store.list_events(
+        return await self.event_log.list(
             limit=limit, kind=kind, user_id=user_id, sid=sid, before_id=before_id
         )
 
-    # internals
+    # wiring between the parts
 
-    def _pair(self, session: Session, secret: bytes, now: float) -> TokenPair:
-        access = self._signer.sign(
-            self._keys.signing_key(now),
+    def _mint_access_token(self, session: Session, now: float) -> str:
+        signer = self._signer
+        if signer is None:
+            raise ConfigurationError("access tokens need an issuer: set KEYFOB_ISSUER")
+        return signer.sign(
+            self.signing_keys.signing_key(now),
             sub=session.user_id,
             sid=session.sid,
             client_id=session.client_id,
             scope=session.scope,
             now=now,
         )
-        return TokenPair(
-            access_token=access,
-            refresh_token=self._codec.mint(session.sid, secret, session.counter),
-            expires_in=int(self.settings.access_ttl),
-            session=session,
-        )
 
-    async def _handle_reuse(self, session: Session, rule: str, now: float) -> None:
-        if self.settings.reuse_policy == "user":
-            sids = await self.store.revoke_user_sessions(
-                session.user_id, now=now, reason=RevokeReason.REUSE_DETECTED.value
-            )
-        else:
-            revoked = await self.store.revoke_session(
-                session.sid, now=now, reason=RevokeReason.REUSE_DETECTED.value
-            )
-            sids = [] if revoked is None else [revoked.sid]
-        for sid in sids:
-            self._remember_revoked(sid, now)
-        event = SecurityEvent(
-            kind=EventKind.REUSE_DETECTED,
-            at=now,
-            user_id=session.user_id,
-            sid=session.sid,
-            ip=session.device.ip,
-            detail=f"rule={rule} revoked={len(sids)} policy={self.settings.reuse_policy}",
-        )
-        await self.store.record_event(event)
-        logger.warning(
-            "refresh-token reuse detected: sid=%s rule=%s; %d session(s) revoked",
-            session.sid,
-            rule,
-            len(sids),
-        )
-        if self.on_reuse is not None:
-            try:
-                result = self.on_reuse(event)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                # The family is already revoked; a failing hook must not undo the answer.
-                logger.exception("the reuse hook failed")
+    async def _revoked(self, sids: Sequence[str], at: float) -> None:
+        if self._verifier is not None:
+            for sid in sids:
+                self._verifier.remember_revoked(sid, at)
 
-    async def _event(
-        self,
-        kind: EventKind,
-        at: float,
-        *,
-        user_id: str | None = None,
-        sid: str | None = None,
-        ip: str = "",
-        detail: str = "",
-    ) -> None:
-        await self.store.record_event(
-            SecurityEvent(kind=kind, at=at, user_id=user_id, sid=sid, ip=ip, detail=detail)
-        )
-
-
-def _clean_username(username: object) -> str:
-    if not isinstance(username, str):
-        raise UserError("the username must be text")
-    name = username.strip()
-    if not name:
-        raise UserError("the username must not be empty")
-    if len(name) > _MAX_USERNAME:
-        raise UserError(f"the username must be at most {_MAX_USERNAME} characters")
-    if any(ord(c) < 32 or c == "\x7f" for c in name):
-        raise UserError("the username must not contain control characters")
-    return name
-
-
-def _clean_device(device: DeviceInfo | None) -> DeviceInfo:
-    if device is None:
-        return DeviceInfo()
-    return DeviceInfo(
-        user_agent=device.user_agent[:_MAX_DEVICE_FIELD], ip=device.ip[:_MAX_DEVICE_FIELD]
-    )
+    def _use_keys(self, keys: KeySet) -> None:
+        if self._verifier is not None:
+            self._verifier.use_keys(keys)

@@ -114,7 +114,7 @@ async def test_tokens_signed_with_the_real_key_but_one_defect_are_refused(
     defect: str,
 ) -> None:
     """A correctly signed token with one thing wrong (typ, kid, aud, iss, exp, nbf) is refused."""
-    key = app.state.manager._keys.signing_key(clock.now())
+    key = app.state.manager.signing_keys.signing_key(clock.now())
     claims = claims_of(session["access_token"])
     headers: dict[str, object] = {"typ": "at+jwt", "kid": key.kid}
     if defect == "typ JWT":

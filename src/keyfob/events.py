@@ -1,0 +1,44 @@
+"""The security-event log (spec §7): what the manager's parts record, and reading it back."""
+
+from __future__ import annotations
+
+from .core.models import EventKind, SecurityEvent
+from .store.protocol import EventStore
+
+__all__ = ["EventLog"]
+
+
+class EventLog:
+    """Records security events in the store and lists them, newest first."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+
+    async def record(
+        self,
+        kind: EventKind,
+        at: float,
+        *,
+        user_id: str | None = None,
+        sid: str | None = None,
+        ip: str = "",
+        detail: str = "",
+    ) -> SecurityEvent:
+        event = SecurityEvent(kind=kind, at=at, user_id=user_id, sid=sid, ip=ip, detail=detail)
+        await self._store.record_event(event)
+        return event
+
+    async def list(
+        self,
+        *,
+        limit: int = 100,
+        kind: EventKind | None = None,
+        user_id: str | None = None,
+        sid: str | None = None,
+        before_id: int | None = None,
+    ) -> list[SecurityEvent]:
+        return await self._store.list_events(
+            limit=limit, kind=kind, user_id=user_id, sid=sid, before_id=before_id
+        )
