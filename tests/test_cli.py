@@ -301,3 +301,37 @@ def test_serve_flags_show_the_settings_defaults_and_choices() -> None:
     for s in SETTINGS:
         assert f"default {s.default_text}" in epilog
 
+
+def test_sessions_revoke_user_is_one_atomic_revocation(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """revoke --user makes the manager's one revoke-all call (no per-session loop): one
+    revoke event for the batch, and every sid listed under the count as before."""
+    add_user()
+    sids = {login(store_url, user_agent=agent) for agent in ("Firefox", "Safari", "curl")}
+    calls: list[str] = []
+    revoke_all = SessionManager.revoke_user_sessions
+
+    async def spy(self: SessionManager, user_id: str, **kwargs: Any) -> list[str]:
+        calls.append(user_id)
+        return await revoke_all(self, user_id, **kwargs)
+
+    async def no_loop(*args: Any, **kwargs: Any) -> bool:
+        raise AssertionError("revoke --user must not revoke session by session")
+
+    monkeypatch.setattr(SessionManager, "revoke_user_sessions", spy)
+    monkeypatch.setattr(SessionManager, "revoke_session", no_loop)
+    result = run("sessions", "revoke", "--user", "alice")
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1
+
+    first, *listed = result.output.splitlines()
+    assert first == "revoked 3 session(s) of alice"
+    assert all(line.startswith("  ") for line in listed)
+    assert {line.strip() for line in listed} == sids
+    assert "has no live sessions" in run("sessions", "list", "--user", "alice").output
+
+    revokes = run("events", "--kind", "revoke").output.splitlines()[1:]
+    assert len(revokes) == 1 and "admin sessions=3" in revokes[0]
+    again = run("sessions", "revoke", "--user", "alice")
+    assert again.output == "revoked 0 session(s) of alice\n"

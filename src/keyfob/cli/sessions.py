@@ -62,27 +62,23 @@ def sessions_revoke(
         raise click.UsageError("give exactly one of --sid or --user")
     settings = admin_settings(store_url, secret_file)
 
-    async def work() -> list[str]:
+    async def revoke_one(sid: str) -> None:
         async with open_manager(settings) as manager:
-            if sid is not None:
-                done = await manager.revoke_session(sid, reason=RevokeReason.ADMIN)
-                if not done:
-                    raise CliError(f"no live session with sid {sid!r}")
-                return [sid]
-            assert username is not None
-            user = await user_named(manager, username)
-            revoked = []
-            for session in await manager.list_sessions(user.id):
-                if await manager.revoke_session(
-                    session.sid, reason=RevokeReason.ADMIN, user_id=user.id
-                ):
-                    revoked.append(session.sid)
-            return revoked
+            if not await manager.revoke_session(sid, reason=RevokeReason.ADMIN):
+                raise CliError(f"no live session with sid {sid!r}")
 
-    revoked = run(work)
+    async def revoke_all(username: str) -> list[str]:
+        async with open_manager(settings) as manager:
+            user = await user_named(manager, username)
+            # One atomic statement in the store, not a list-then-revoke loop: no login
+            # slips between a listing and the revocations. Logged as one revoke event.
+            return await manager.revoke_user_sessions(user.id, reason=RevokeReason.ADMIN)
+
     if sid is not None:
+        run(lambda: revoke_one(sid))
         click.echo(f"revoked session {sid}")
-    else:
+    elif username is not None:
+        revoked = run(lambda: revoke_all(username))
         click.echo(f"revoked {len(revoked)} session(s) of {username}")
         for each in revoked:
             click.echo(f"  {each}")
