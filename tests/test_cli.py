@@ -12,7 +12,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from keyfob import SessionManager, Settings
-from keyfob.cli import APP_FACTORY, SETTINGS, cli, mask_url, render_table
+from keyfob.cli import cli
+from keyfob.cli.output import mask_url, render_table
+from keyfob.cli.serve import APP_FACTORY
+from keyfob.settings import SETTINGS
 from keyfob.store import open_store
 
 from .conftest import PASSWORD
@@ -273,3 +276,62 @@ def test_render_table_aligns_and_neutralises_control_characters() -> None:
     assert lines[0] == "A       B"
     assert lines[1] == "x       ?[31mred"
     assert "\x1b" not in table
+
+
+def test_serve_flags_show_the_settings_defaults_and_choices() -> None:
+    """Each settings flag of serve shows the default and choices its Settings field has."""
+    from click import Choice
+
+    from keyfob.cli.serve import serve
+
+    options = {p.name: p for p in serve.params}
+    flagged = [s for s in SETTINGS if s.flag]
+    assert "secret" not in {s.name for s in flagged}
+    for s in flagged:
+        option = options[s.name]
+        assert option.opts == [s.flag]
+        assert option.default is None, "a flag not given leaves its variable in charge"
+        assert f"default {s.default_text}]" in (option.help or "")
+        if s.choices:
+            assert isinstance(option.type, Choice)
+            assert tuple(option.type.choices) == s.choices
+    access_ttl = next(s for s in SETTINGS if s.name == "access_ttl")
+    assert access_ttl.default_text == "15m" and Settings().access_ttl == 900
+    epilog = serve.epilog or ""
+    for s in SETTINGS:
+        assert f"default {s.default_text}" in epilog
+
+
+def test_sessions_revoke_user_is_one_atomic_revocation(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """revoke --user makes the manager's one revoke-all call (no per-session loop): one
+    revoke event for the batch, and every sid listed under the count as before."""
+    add_user()
+    sids = {login(store_url, user_agent=agent) for agent in ("Firefox", "Safari", "curl")}
+    calls: list[str] = []
+    revoke_all = SessionManager.revoke_user_sessions
+
+    async def spy(self: SessionManager, user_id: str, **kwargs: Any) -> list[str]:
+        calls.append(user_id)
+        return await revoke_all(self, user_id, **kwargs)
+
+    async def no_loop(*args: Any, **kwargs: Any) -> bool:
+        raise AssertionError("revoke --user must not revoke session by session")
+
+    monkeypatch.setattr(SessionManager, "revoke_user_sessions", spy)
+    monkeypatch.setattr(SessionManager, "revoke_session", no_loop)
+    result = run("sessions", "revoke", "--user", "alice")
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1
+
+    first, *listed = result.output.splitlines()
+    assert first == "revoked 3 session(s) of alice"
+    assert all(line.startswith("  ") for line in listed)
+    assert {line.strip() for line in listed} == sids
+    assert "has no live sessions" in run("sessions", "list", "--user", "alice").output
+
+    revokes = run("events", "--kind", "revoke").output.splitlines()[1:]
+    assert len(revokes) == 1 and "admin sessions=3" in revokes[0]
+    again = run("sessions", "revoke", "--user", "alice")
+    assert again.output == "revoked 0 session(s) of alice\n"

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import fields
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from keyfob import ConfigurationError, Secret, Settings
-from keyfob.settings import load_deployment_secret, parse_duration
+from keyfob.settings import SETTINGS, load_deployment_secret, parse_duration
+from keyfob.settings.model import CookieMode, ReusePolicy, SigningAlg, SqliteSync
+from keyfob.settings.values import format_duration
 
 
 @pytest.mark.parametrize(
@@ -108,3 +112,76 @@ def test_short_or_missing_secret_is_refused(tmp_path: Path) -> None:
         load_deployment_secret(Settings(secret=Secret("short")))
     with pytest.raises(ConfigurationError, match="cannot read"):
         load_deployment_secret(Settings(secret_file=str(tmp_path / "missing")))
+
+
+def test_every_field_is_described_once() -> None:
+    """SETTINGS describes every Settings field, in order, with a help text and a variable."""
+    described = [s.name for s in SETTINGS]
+    assert described == [f.name for f in fields(Settings)]
+    for s in SETTINGS:
+        assert s.help and s.default_text, s.name
+        assert s.env == "KEYFOB_" + s.name.upper()
+        assert s.default == getattr(Settings(), s.name), "the description's default is the field's"
+
+
+def test_literal_defaults_read_back_as_the_default() -> None:
+    """A default shown as a value (15m, 10000, ES256) is what its variable would hold."""
+    literal = [s for s in SETTINGS if s.default_is_literal]
+    assert {"access_ttl", "store_url", "signing_alg", "verified_token_cache_size"} <= {
+        s.name for s in literal
+    }
+    for s in literal:
+        env = {s.env: s.default_text}
+        assert getattr(Settings.from_env(environ=env), s.name) == s.default, s.name
+
+
+def test_every_variable_is_read_by_its_description() -> None:
+    """Each KEYFOB_* variable goes through its setting's parser (durations, lists, switches)."""
+    env = {
+        "KEYFOB_PREVIOUS_SECRETS": "a" * 40 + ", " + "b" * 40,
+        "KEYFOB_PASSWORD_MIN_LENGTH": "12",
+        "KEYFOB_VERIFIED_TOKEN_CACHE_SIZE": "0",
+        "KEYFOB_KEY_RELOAD_INTERVAL": "2m",
+        "KEYFOB_SQLITE_SYNCHRONOUS": "normal",
+        "KEYFOB_INSECURE_DEV_COOKIES": "off",
+    }
+    s = Settings.from_env(environ=env)
+    assert s.previous_secrets == (Secret("a" * 40), Secret("b" * 40))
+    assert (s.password_min_length, s.verified_token_cache_size) == (12, 0)
+    assert s.key_reload_interval == 120
+    assert s.sqlite_synchronous == "normal" and s.insecure_dev_cookies is False
+    with pytest.raises(ConfigurationError, match="whole number"):
+        Settings.from_env(environ={"KEYFOB_PASSWORD_MIN_LENGTH": "ten"})
+    with pytest.raises(ConfigurationError, match="KEYFOB_INSECURE_DEV_COOKIES"):
+        Settings.from_env(environ={"KEYFOB_INSECURE_DEV_COOKIES": "maybe"})
+    with pytest.raises(ConfigurationError, match="unknown setting"):
+        Settings.from_env({"nonsense": "1"}, environ={})
+
+
+def test_enumerated_values_are_written_once() -> None:
+    """The choices of each enumerated setting are its Literal type's values, and match the
+    modules that act on them (the core's algorithms, the cookie policy, the SQLite store)."""
+    from keyfob.core.keys import ALGORITHMS
+    from keyfob.store.sqlite import Synchronous
+    from keyfob.transports import cookies
+
+    choices = {s.name: s.choices for s in SETTINGS if s.choices}
+    assert choices == {
+        "reuse_policy": get_args(ReusePolicy),
+        "signing_alg": get_args(SigningAlg),
+        "cookie_mode": get_args(CookieMode),
+        "sqlite_synchronous": get_args(SqliteSync),
+    }
+    assert choices["signing_alg"] == ALGORITHMS
+    assert choices["cookie_mode"] == get_args(cookies.CookieMode)
+    assert choices["sqlite_synchronous"] == get_args(Synchronous)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(900, "15m"), (604800, "7d"), (60, "1m"), (3600, "1h"), (10, "10s"), (0, "0s"), (1.5, "1.5s")],
+)
+def test_durations_are_shown_as_they_are_written(seconds: float, text: str) -> None:
+    """format_duration writes the shortest exact text, which parse_duration reads back."""
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == seconds

@@ -1,0 +1,148 @@
+"""``keyfob serve``: check, prepare and run the auth server in uvicorn workers.
+
+Before uvicorn starts, serve checks the port, reads (or for SQLite creates) the
+deployment secret, migrates and makes sure a signing key exists, once, in this process.
+Each worker then builds its own ``Settings.from_env()``, so serve hands its flags over as
+the ``KEYFOB_*`` variables they stand for: one process or many see the same settings.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import os
+import socket
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..core.keys import KeyRecord
+from ..manager import SessionManager
+from ..settings import Settings
+from .output import store_description
+from .running import CliError, load_settings, run
+from .settings_flags import flag_values, settings_epilog, settings_options
+from .store_access import store_for
+
+__all__ = ["APP_FACTORY", "check_port_free", "serve"]
+
+#: The module-level factory uvicorn calls in every worker; it reads ``Settings.from_env()``.
+APP_FACTORY = "keyfob.server.app:app_from_env"
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_WILDCARD = {"0.0.0.0", "::", ""}  # noqa: S104 - recognising the wildcard, not binding to it
+
+
+def _base_url(host: str, port: int) -> str:
+    shown = "localhost" if host in _LOOPBACK else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail with a clear message when ``host:port`` cannot be bound (as uvicorn would)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # Like uvicorn: a socket in TIME_WAIT does not block, a listening one does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except socket.gaierror as exc:
+            raise CliError(f"cannot listen on {host!r}: {exc.strerror}") from None
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CliError(
+                    f"port {port} on {host} is already in use; stop the other server or "
+                    "choose another --port"
+                ) from None
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+async def _prepare(settings: Settings) -> tuple[list[str], KeyRecord | None]:
+    """Migrate and make sure a signing key exists, once, before any worker starts."""
+    store = store_for(settings)
+    # Reads (or for SQLite, creates) the deployment secret: a missing one fails here,
+    # before anything is opened.
+    manager = SessionManager(settings, store)
+    try:
+        applied = await store.migrate()
+        await manager.start()
+        records = await store.load_keys()
+    finally:
+        await manager.close()
+    now = manager.clock.now()
+    signing = [r for r in records if r.can_sign(now)]
+    return applied, max(signing, key=lambda r: r.activates_at, default=None)
+
+
+@click.command(epilog=settings_epilog())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (they share the store).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@settings_options
+def serve(host: str, port: int, workers: int, log_level: str, **flags: Any) -> None:
+    """Run the keyfob auth server (uvicorn, uvloop, httptools).
+
+    Without KEYFOB_ISSUER the issuer is the server's own URL, with 127.0.0.1 shown as
+    localhost so that browsers treat the demo page at / as a secure context.
+    """
+    given = flag_values(flags)
+    base_url = _base_url(host, port)
+    if not given.get("issuer") and not os.environ.get("KEYFOB_ISSUER"):
+        given["issuer"] = base_url
+        if host in _WILDCARD:
+            click.echo(
+                f"warning: the issuer defaults to {base_url}; set KEYFOB_ISSUER to the URL "
+                "clients use to reach this server",
+                err=True,
+            )
+    settings = load_settings(given)
+    try:
+        import uvicorn
+    except ImportError:
+        raise CliError(
+            "keyfob serve needs the 'server' extra: pip install 'keyfob[server]'"
+        ) from None
+    check_port_free(host, port)
+    applied, key = run(lambda: _prepare(settings))
+
+    # The workers build their own Settings.from_env(): hand every flag over as its variable.
+    for name, value in given.items():
+        os.environ["KEYFOB_" + name.upper()] = value
+
+    click.echo(f"keyfob {__version__} listening on {base_url} (issuer {settings.issuer})")
+    click.echo(f"store: {store_description(settings)}")
+    if applied:
+        click.echo(f"applied migrations: {', '.join(applied)}")
+    if key is not None:
+        click.echo(f"signing key: {key.kid} ({key.alg})")
+    click.echo(f"demo page: {base_url}/   JWKS: {base_url}/.well-known/jwks.json")
+    sys.stdout.flush()
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
+        http="httptools" if importlib.util.find_spec("httptools") else "auto",
+        log_level=log_level,
+        server_header=False,
+    )

@@ -1,0 +1,262 @@
+"""The frozen :class:`Settings`: every knob keyfob has, each described once (spec §8).
+
+Each field carries :func:`~keyfob.settings.fields.about` as its metadata, which says its
+default, how its ``KEYFOB_*`` variable is read, its help text and whether ``keyfob
+serve`` has a flag for it. :data:`SETTINGS` holds those descriptions; ``from_env``, the
+CLI and the generated documentation tables read them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..exceptions import ConfigurationError
+from .fields import SettingDescription, about, describe
+from .values import (
+    Secret,
+    parse_duration_setting,
+    parse_origins,
+    parse_secret,
+    parse_secrets,
+    parse_switch,
+    parse_whole_number,
+)
+
+__all__ = [
+    "FAST_SETTINGS_OVERRIDES",
+    "SETTINGS",
+    "CookieMode",
+    "ReusePolicy",
+    "Settings",
+    "SigningAlg",
+    "SqliteSync",
+]
+
+# The allowed values of the enumerated settings, written once: Settings checks them,
+# and the CLI's choices and the docs read them from here (typing.get_args).
+ReusePolicy = Literal["session", "user"]
+#: Must equal ``keyfob.core.keys.ALGORITHMS``, what the core signs and verifies with.
+SigningAlg = Literal["ES256", "EdDSA", "RS256"]
+CookieMode = Literal["secure-path", "host"]
+SqliteSync = Literal["full", "normal"]
+
+#: Short for the parser of the ten duration fields below.
+_DURATION = parse_duration_setting
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every knob keyfob has. Each is described where it is declared (see ``SETTINGS``)."""
+
+    store_url: str = field(
+        default="sqlite:///keyfob.db",
+        metadata=about(
+            "where sessions live: sqlite:///path.db, postgresql://… or memory://", flag=True
+        ),
+    )
+    secret: Secret | None = field(
+        default=None,
+        metadata=about(
+            "the deployment secret, at least 32 bytes, never stored in the database "
+            "(environment only: never a flag, which other users could read in the process list)",
+            parse=parse_secret,
+            default_text="generated into a 0600 file beside the SQLite database; "
+            "required for PostgreSQL",
+        ),
+    )
+    secret_file: str | None = field(
+        default=None,
+        metadata=about(
+            "a file holding the deployment secret (when KEYFOB_SECRET is unset)", flag=True
+        ),
+    )
+    previous_secrets: tuple[Secret, ...] = field(
+        default=(),
+        metadata=about(
+            "comma-separated earlier secrets, still accepted for tokens minted under them",
+            parse=parse_secrets,
+        ),
+    )
+    issuer: str = field(
+        default="",
+        metadata=about(
+            "iss of access tokens and metadata", flag=True, default_text="http://localhost:PORT"
+        ),
+    )
+    audience: str = field(
+        default="", metadata=about("aud of access tokens", flag=True, default_text="the issuer")
+    )
+    access_ttl: float = field(
+        default=900.0,
+        metadata=about("access-token lifetime (900, 15m, 7d)", parse=_DURATION, flag=True),
+    )
+    idle_ttl: float = field(
+        default=7 * 86400.0,
+        metadata=about("session idle lifetime: a refresh moves it", parse=_DURATION, flag=True),
+    )
+    absolute_ttl: float = field(
+        default=30 * 86400.0,
+        metadata=about("session absolute lifetime: nothing moves it", parse=_DURATION, flag=True),
+    )
+    grace: float = field(
+        default=10.0,
+        metadata=about(
+            "grace window for the previous refresh token (0 disables)", parse=_DURATION, flag=True
+        ),
+    )
+    reuse_policy: ReusePolicy = field(
+        default="session",
+        metadata=about(
+            "what reuse detection revokes: the session or all of the user's sessions", flag=True
+        ),
+    )
+    signing_alg: SigningAlg = field(
+        default="ES256", metadata=about("access-token signature algorithm", flag=True)
+    )
+    allowed_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=about(
+            "comma-separated origins allowed for cookie-authenticated requests",
+            parse=parse_origins,
+            flag=True,
+            default_text="the issuer's origin",
+        ),
+    )
+    redis_url: str | None = field(
+        default=None,
+        metadata=about("optional Redis for shared rate limits and revocation fan-out", flag=True),
+    )
+    insecure_dev_cookies: bool = field(
+        default=False,
+        metadata=about(
+            "allow refresh cookies over plain HTTP beyond localhost (development only)",
+            parse=parse_switch,
+            flag=True,
+        ),
+    )
+    cookie_mode: CookieMode = field(
+        default="secure-path",
+        metadata=about(
+            "secure-path: __Secure- cookie scoped to /auth; host: __Host- on /", flag=True
+        ),
+    )
+    password_profile: str = field(
+        default="rfc9106-low-memory",
+        metadata=about("argon2id cost preset (keyfob.core.passwords.PROFILES)"),
+    )
+    password_min_length: int = field(
+        default=10, metadata=about("minimum password length", parse=parse_whole_number)
+    )
+    leeway: float = field(
+        default=30.0,
+        metadata=about("clock-skew allowance when verifying access tokens", parse=_DURATION),
+    )
+    key_publish_delay: float = field(
+        default=300.0,
+        metadata=about(
+            "how long a new signing key is published before it signs (the JWKS cache lifetime)",
+            parse=_DURATION,
+        ),
+    )
+    revoked_retention: float = field(
+        default=7 * 86400.0,
+        metadata=about(
+            "how long revoked sessions are kept (sessions list, forensics) before purge",
+            parse=_DURATION,
+        ),
+    )
+    verified_token_cache_size: int = field(
+        default=10_000,
+        metadata=about(
+            "how many verified access tokens each process remembers (0 disables)",
+            parse=parse_whole_number,
+        ),
+    )
+    revocation_resync_interval: float = field(
+        default=5.0,
+        metadata=about(
+            "how often each process re-reads recent revocations in case a notification was "
+            "missed: the longest a revoked session stays usable anywhere",
+            parse=_DURATION,
+        ),
+    )
+    key_reload_interval: float = field(
+        default=60.0,
+        metadata=about(
+            "how often each process reloads the signing keys (for its JWKS)", parse=_DURATION
+        ),
+    )
+    purge_interval: float = field(
+        default=3600.0,
+        metadata=about(
+            "how often expired and long-revoked sessions are purged (one instance at a time)",
+            parse=_DURATION,
+        ),
+    )
+    sqlite_synchronous: SqliteSync = field(
+        default="full",
+        metadata=about("SQLite synchronous: full survives power loss, normal only process crashes"),
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("access_ttl", "idle_ttl", "absolute_ttl", "grace", "leeway"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} cannot be negative")
+        if self.access_ttl <= 0 or self.idle_ttl <= 0 or self.absolute_ttl <= 0:
+            raise ConfigurationError("access_ttl, idle_ttl and absolute_ttl must be positive")
+        for name in ("revocation_resync_interval", "key_reload_interval", "purge_interval"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive")
+        for described in SETTINGS:
+            value = getattr(self, described.name)
+            if described.choices and value not in described.choices:
+                choices = ", ".join(described.choices)
+                raise ConfigurationError(
+                    f"{described.name} must be one of {choices}, not {value!r}"
+                )
+
+    @property
+    def effective_audience(self) -> str:
+        return self.audience or self.issuer
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(
+        cls, overrides: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read ``KEYFOB_<FIELD>`` variables; ``overrides`` (field names) win over them.
+
+        An override given as text is read like its variable (``"15m"``); any other value
+        is taken as it is.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for described in SETTINGS:
+            raw = env.get(described.env)
+            if raw is not None and raw != "":
+                values[described.name] = described.parse(raw, described.name)
+        for name, value in (overrides or {}).items():
+            if name not in _BY_NAME:
+                raise ConfigurationError(f"unknown setting: {name}")
+            values[name] = _BY_NAME[name].parse(value, name) if isinstance(value, str) else value
+        return cls(**values)
+
+
+#: Every setting's description, in declaration order: the one list the edges read.
+SETTINGS: tuple[SettingDescription, ...] = describe(Settings)
+_BY_NAME = {described.name: described for described in SETTINGS}
+
+#: Settings for tests: cheap password hashing, short lifetimes. Only for testing!
+FAST_SETTINGS_OVERRIDES: Mapping[str, Any] = {
+    "store_url": "memory://",
+    "secret": Secret("test-secret-test-secret-test-secret-0123456789"),
+    "password_profile": "cheapest",
+    # https: a non-local plain-HTTP issuer would (rightly) refuse the Secure refresh cookie.
+    "issuer": "https://testserver",
+}
