@@ -161,7 +161,7 @@ def test_every_variable_is_read_by_its_description() -> None:
 def test_enumerated_values_are_written_once() -> None:
     """The choices of each enumerated setting are its Literal type's values, and match the
     modules that act on them (the core's algorithms, the cookie policy, the SQLite store)."""
-    from keyfob.core.keys import ALGORITHMS
+    from keyfob.core.jwk import ALGORITHMS
     from keyfob.store.sqlite import Synchronous
     from keyfob.transports import cookies
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,9 +15,6 @@ from ..store import Store, open_store
 from .running import CliError, load_settings
 
 __all__ = ["admin_settings", "open_manager", "store_for", "store_options", "user_named"]
-
-#: Admin commands sign no tokens, but the manager needs an issuer to build its verifier.
-_ADMIN_ISSUER = "http://localhost"
 
 _STORE_URL = next(s for s in SETTINGS if s.name == "store_url")
 
@@ -45,8 +41,6 @@ def admin_settings(store_url: str | None, secret_file: str | None) -> Settings:
         overrides["store_url"] = store_url
     if secret_file is not None:
         overrides["secret_file"] = secret_file
-    if not os.environ.get("KEYFOB_ISSUER"):
-        overrides["issuer"] = _ADMIN_ISSUER
     return load_settings(overrides)
 
 

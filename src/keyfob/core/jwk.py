@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -29,6 +29,7 @@ __all__ = [
     "PrivateKey",
     "PublicKey",
     "PublicKeySet",
+    "SigningAlg",
     "VerifyingKey",
     "canonical_json",
     "check_key",
@@ -38,7 +39,9 @@ __all__ = [
 ]
 
 #: The signature algorithms keyfob signs and verifies with; nothing else is ever accepted.
-ALGORITHMS = ("ES256", "EdDSA", "RS256")
+#: The one place they are written: settings, the CLI's choices and the docs read them here.
+SigningAlg = Literal["ES256", "EdDSA", "RS256"]
+ALGORITHMS: tuple[SigningAlg, ...] = get_args(SigningAlg)
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..core.jwk import SigningAlg
 from ..exceptions import ConfigurationError
 from .fields import SettingDescription, about, describe
 from .values import (
@@ -39,8 +40,6 @@ __all__ = [
 # The allowed values of the enumerated settings, written once: Settings checks them,
 # and the CLI's choices and the docs read them from here (typing.get_args).
 ReusePolicy = Literal["session", "user"]
-#: Must equal ``keyfob.core.keys.ALGORITHMS``, what the core signs and verifies with.
-SigningAlg = Literal["ES256", "EdDSA", "RS256"]
 CookieMode = Literal["secure-path", "host"]
 SqliteSync = Literal["full", "normal"]
 
