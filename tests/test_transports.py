@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from keyfob import MalformedAccessToken
+from keyfob.exceptions import CSRFRejected, MalformedAccessToken, MissingCredentials
 from keyfob.transports import (
     CookiePolicy,
-    CSRFRejected,
-    MissingCredentials,
     bearer_token,
     check_csrf,
     clear_refresh_cookie,

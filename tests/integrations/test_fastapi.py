@@ -158,7 +158,7 @@ async def test_verify_only_install(manager: SessionManager) -> None:
 
 
 class _Verifier:
-    def verify_access_token(self, token: str) -> Principal:
+    async def verify_access_token_fresh(self, token: str) -> Principal:
         raise AssertionError("not called")
 
 

@@ -142,13 +142,13 @@ class ManagerBackedVerifier:
         self.manager = manager
         self.calls = 0
 
-    def verify_access_token(self, token: str) -> Principal:
+    async def verify_access_token_fresh(self, token: str) -> Principal:
         self.calls += 1
         return self.manager.verify_access_token(token)
 
 
 async def test_any_verifier_works(manager: SessionManager) -> None:
-    """The backend takes any object with verify_access_token, not only a manager."""
+    """The backend takes any object with verify_access_token_fresh, not only a manager."""
     verifier = ManagerBackedVerifier(manager)
     token, sid = await access_token(manager)
     transport = httpx.ASGITransport(make_app(verifier))
@@ -159,7 +159,7 @@ async def test_any_verifier_works(manager: SessionManager) -> None:
 
 
 class DownVerifier:
-    def verify_access_token(self, token: str) -> Principal:
+    async def verify_access_token_fresh(self, token: str) -> Principal:
         raise StoreUnavailable("the store is down", retry_after=7)
 
 

@@ -4,9 +4,12 @@
   ``AuthenticationBackend`` that verifies bearer access tokens locally.
 - :mod:`keyfob.integrations.fastapi`: ``KeyfobAuth`` (keyfob's routes inside your app)
   and the ``require_session()`` dependency.
+- :mod:`keyfob.integrations.verifier`: ``TokenVerifier``, the one protocol both verify
+  access tokens through (a ``SessionManager`` or a verifier of tokens issued elsewhere);
+  it needs no framework.
 
 Nothing is imported here, so ``import keyfob.integrations`` needs no framework; each
-module needs its own (``pip install 'keyfob[server]'`` or ``'keyfob[fastapi]'``).
+framework's module needs its own (``pip install 'keyfob[server]'`` or ``'keyfob[fastapi]'``).
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ How the pieces find each other:
   access token locally: 401 (``invalid_token``) or 403 (``insufficient_scope``) as
   RFC 6750 says, with a JSON ``{error, error_description}`` body.
 - A service that only *verifies* tokens issued elsewhere uses
-  ``KeyfobAuth(verifier).install(app)`` with any object that has
-  ``verify_access_token(token) -> Principal``; no routes are added.
+  ``KeyfobAuth(verifier).install(app)`` with any
+  :class:`~keyfob.integrations.verifier.TokenVerifier` (an object with
+  ``async verify_access_token_fresh(token) -> Principal``); no routes are added.
 
 The routes stay at the paths keyfob serves them on (``/auth/...``), because the refresh
 cookie is scoped to ``Path=/auth``. The demo page (``/`` and ``/static``) is added only
@@ -56,13 +57,17 @@ from ..exceptions import (
     PermissionDenied,
     StoreUnavailable,
 )
-from ..manager import ReuseHook, SessionManager
 from ..settings import Settings
 from ..store.protocol import Store
-from .starlette import TokenVerifier, error_response, verify_bearer
+from .starlette import error_response
+from .verifier import TokenVerifier, verify_bearer
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
+
+    # Only the types of from_settings and KeyfobAuth.manager: tokens are verified
+    # through TokenVerifier, whatever implements it.
+    from ..manager import ReuseHook, SessionManager
 
 __all__ = ["BearerError", "KeyfobAuth", "require_session"]
 
@@ -85,10 +90,9 @@ class BearerError(HTTPException):
     ``WWW-Authenticate`` challenge come out right.
     """
 
-    def __init__(self, error: KeyfobError, *, required_scopes: Iterable[str] = ()) -> None:
+    def __init__(self, error: KeyfobError) -> None:
         self.error = error
-        self.required_scopes = tuple(required_scopes)
-        self.response = error_response(error, required_scopes=self.required_scopes)
+        self.response = error_response(error)
         headers = {
             name: self.response.headers[name]
             for name in ("WWW-Authenticate", "Retry-After")
@@ -99,7 +103,8 @@ class BearerError(HTTPException):
 
 async def _bearer_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BearerError)
-    return error_response(exc.error, required_scopes=exc.required_scopes)
+    # Rendered (and, for a fault, logged) once, when the error was raised.
+    return exc.response
 
 
 class KeyfobAuth:
@@ -108,7 +113,10 @@ class KeyfobAuth:
 
     def __init__(self, verifier: TokenVerifier, *, server: Starlette | None = None) -> None:
         if not isinstance(verifier, TokenVerifier):
-            raise TypeError("KeyfobAuth needs a SessionManager or a token verifier")
+            raise TypeError(
+                "KeyfobAuth needs a token verifier (async verify_access_token_fresh), "
+                "such as a SessionManager"
+            )
         self.verifier = verifier
         #: keyfob's own server app, whose routes ``install`` adds (None: verify only).
         self.server = server
@@ -127,15 +135,15 @@ class KeyfobAuth:
         from ..server import create_app
 
         server = create_app(settings, store, clock, on_reuse=on_reuse)
-        manager: SessionManager = server.state.manager
-        return cls(manager, server=server)
+        return cls(server.state.manager, server=server)
 
     @property
     def manager(self) -> SessionManager:
-        """The session manager (for admin actions in your own routes)."""
-        if not isinstance(self.verifier, SessionManager):
+        """The session manager of keyfob's server (for admin actions in your own routes)."""
+        if self.server is None:
             raise ConfigurationError("this KeyfobAuth only verifies tokens; it has no manager")
-        return self.verifier
+        manager: SessionManager = self.server.state.manager
+        return manager
 
     @classmethod
     def of(cls, app: Starlette) -> KeyfobAuth:
@@ -199,7 +207,7 @@ def require_session(
         if not principal.has_scopes(required):
             missing = " ".join(s for s in required if s not in principal.scopes)
             raise BearerError(
-                PermissionDenied(f"this needs the scope(s): {missing}"), required_scopes=required
+                PermissionDenied(f"this needs the scope(s): {missing}", required_scopes=required)
             )
         return principal
 

@@ -16,17 +16,14 @@ with ``@requires``); a request whose token is refused gets a 401 JSON answer wit
 ``WWW-Authenticate: Bearer error="invalid_token"`` from :func:`on_auth_error`. The
 credentials are ``"authenticated"`` plus the token's scopes.
 
-The verifier is a :class:`~keyfob.SessionManager` (the auth server's, in the same
-process) or anything with ``verify_access_token(token) -> Principal``. A manager also
-pulls in sessions revoked by other processes before each check
-(:meth:`~keyfob.SessionManager.verify_access_token_fresh`).
+The verifier is any :class:`~keyfob.integrations.verifier.TokenVerifier`: a
+:class:`~keyfob.SessionManager` (the auth server's, in the same process, which pulls in
+sessions revoked by other processes before each check) or anything else with
+``async verify_access_token_fresh(token) -> Principal``. Errors are answered by
+:func:`keyfob.oauth.errors.render_error`, as keyfob's own server answers them.
 """
 
 from __future__ import annotations
-
-import re
-from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
 
 try:
     from starlette.authentication import (
@@ -45,72 +42,28 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from ..core.models import Principal
-from ..exceptions import InvalidToken, KeyfobError, PermissionDenied, StoreUnavailable
-from ..manager import SessionManager
-from ..oauth.errors import NO_STORE_HEADERS, error_body
-from ..transports.bearer import MissingCredentials, bearer_token, www_authenticate
+from ..exceptions import InvalidToken, KeyfobError, MissingCredentials, StoreUnavailable
+from ..oauth.errors import render_error
+from .verifier import TokenVerifier, verify_bearer
 
 __all__ = [
     "KeyfobAuthenticationError",
     "KeyfobBackend",
     "KeyfobUser",
-    "TokenVerifier",
     "error_response",
     "keyfob_middleware",
     "on_auth_error",
-    "verify_bearer",
 ]
 
-# RFC 6749 §3.3: a scope token is %x21 / %x23-5B / %x5D-7E.
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
-
-@runtime_checkable
-class TokenVerifier(Protocol):
-    """What checks an access token: a SessionManager, or a JWKS-backed verifier."""
-
-    def verify_access_token(self, token: str) -> Principal: ...
-
-
-async def verify_bearer(verifier: TokenVerifier, authorization: Sequence[str]) -> Principal:
-    """The principal of a request's ``Authorization`` header values.
-
-    Raises :class:`~keyfob.exceptions.InvalidToken` (``MissingCredentials`` when there is
-    no bearer token) and, for a manager whose store is down, ``StoreUnavailable``.
+def error_response(exc: KeyfobError) -> Response:
+    """keyfob's JSON answer ``{error, error_description}`` for ``exc``: 401 with a
+    ``WWW-Authenticate`` challenge for a missing or refused token, 403
+    ``insufficient_scope`` naming the scopes needed, 503 with ``Retry-After`` when the
+    store is down, a bare 500 for a fault (see :func:`keyfob.oauth.errors.render_error`).
     """
-    token = bearer_token(authorization)
-    if isinstance(verifier, SessionManager):
-        # Revocations made by other workers count at once (spec §3 item 4).
-        return await verifier.verify_access_token_fresh(token)
-    return verifier.verify_access_token(token)
-
-
-def error_response(exc: KeyfobError, *, required_scopes: Iterable[str] = ()) -> Response:
-    """The RFC 6750 answer for a refused request, as JSON ``{error, error_description}``.
-
-    401 with a ``WWW-Authenticate`` challenge for a missing or refused token; 403
-    ``insufficient_scope`` naming the scopes needed; 503 with ``Retry-After`` when the
-    store is down; anything else is a 500 that says nothing about the cause.
-    """
-    headers = dict(NO_STORE_HEADERS)
-    if isinstance(exc, MissingCredentials):
-        # RFC 6750 §3.1: no error code when the request had no credentials at all.
-        headers["WWW-Authenticate"] = www_authenticate()
-        status = 401
-    elif isinstance(exc, InvalidToken):
-        headers["WWW-Authenticate"] = www_authenticate(error=exc.error, description=exc.description)
-        status = 401
-    elif isinstance(exc, PermissionDenied):
-        challenge = www_authenticate(error=exc.error, description=exc.description)
-        scope = " ".join(s for s in required_scopes if _SCOPE_TOKEN.fullmatch(s))
-        headers["WWW-Authenticate"] = challenge + (f', scope="{scope}"' if scope else "")
-        status = 403
-    elif isinstance(exc, StoreUnavailable):
-        headers["Retry-After"] = str(max(1, int(exc.retry_after)))
-        status = 503
-    else:
-        return JSONResponse(error_body("server_error", "internal error"), 500, headers)
-    return JSONResponse(error_body(exc.error, exc.description), status, headers)
+    status, body, headers = render_error(exc)
+    return JSONResponse(body, status, headers)
 
 
 class KeyfobUser(BaseUser):
@@ -148,7 +101,10 @@ class KeyfobBackend(AuthenticationBackend):
 
     def __init__(self, verifier: TokenVerifier) -> None:
         if not isinstance(verifier, TokenVerifier):
-            raise TypeError("KeyfobBackend needs a SessionManager or a token verifier")
+            raise TypeError(
+                "KeyfobBackend needs a token verifier (async verify_access_token_fresh), "
+                "such as a SessionManager"
+            )
         self.verifier = verifier
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:

@@ -7,30 +7,29 @@ server, the framework integrations and the tests all make the same decisions.
 - :mod:`~keyfob.transports.bearer` — ``Authorization: Bearer`` and ``WWW-Authenticate``
   (RFC 6750);
 - :mod:`~keyfob.transports.csrf` — the ``X-Keyfob-CSRF: 1`` and ``Origin`` checks.
+
+Their errors (``MissingCredentials``, ``CSRFRejected``, ``InsecureCookieTransport``)
+are imported from :mod:`keyfob.exceptions`, like every other.
 """
 
 from __future__ import annotations
 
-from .bearer import MissingCredentials, bearer_token, www_authenticate
+from .bearer import bearer_token, www_authenticate
 from .cookies import (
     REFRESH_COOKIE_BASENAME,
     CookiePolicy,
-    InsecureCookieTransport,
     clear_refresh_cookie,
     is_local_host,
     read_refresh_cookie,
     refresh_cookie,
     refresh_cookie_max_age,
 )
-from .csrf import CSRF_HEADER, CSRFRejected, check_csrf, normalize_origin, origin_allowed
+from .csrf import CSRF_HEADER, check_csrf, normalize_origin, origin_allowed
 
 __all__ = [
     "CSRF_HEADER",
     "REFRESH_COOKIE_BASENAME",
-    "CSRFRejected",
     "CookiePolicy",
-    "InsecureCookieTransport",
-    "MissingCredentials",
     "bearer_token",
     "check_csrf",
     "clear_refresh_cookie",

@@ -2,7 +2,9 @@
 
 A request without credentials gets a challenge with no ``error`` attribute (RFC 6750
 §3.1: "the resource server SHOULD NOT include an error code"); a request whose token is
-refused gets ``error="invalid_token"`` and a description.
+refused gets ``error="invalid_token"`` and a description, and one whose token lacks a
+scope gets ``error="insufficient_scope"`` and the ``scope`` it needs. Which challenge an
+error gets is decided on its class (:meth:`keyfob.exceptions.KeyfobError.challenge`).
 """
 
 from __future__ import annotations
@@ -10,12 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..exceptions import (
-    MalformedAccessToken,
-    MissingCredentials,  # re-exported: defined with the whole tree
-)
+from ..exceptions import MalformedAccessToken, MissingCredentials
 
-__all__ = ["MAX_AUTHORIZATION_LENGTH", "MissingCredentials", "bearer_token", "www_authenticate"]
+__all__ = ["MAX_AUTHORIZATION_LENGTH", "bearer_token", "www_authenticate"]
 
 #: Longer ``Authorization`` values are refused unread (an access token is ~600 bytes).
 MAX_AUTHORIZATION_LENGTH = 8192
@@ -24,6 +23,8 @@ MAX_AUTHORIZATION_LENGTH = 8192
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
 # RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E.
 _NOT_QUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+# RFC 6749 §3.3: a scope token is %x21 / %x23-5B / %x5D-7E.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def bearer_token(authorization: Sequence[str]) -> str:
@@ -50,14 +51,25 @@ def bearer_token(authorization: Sequence[str]) -> str:
 
 
 def www_authenticate(
-    *, error: str | None = None, description: str | None = None, realm: str = "keyfob"
+    *,
+    error: str | None = None,
+    description: str | None = None,
+    scope: str | None = None,
+    realm: str = "keyfob",
 ) -> str:
-    """The ``WWW-Authenticate`` value of a 401 from a protected route."""
+    """The ``WWW-Authenticate`` value of a 401 or 403 from a protected route.
+
+    ``scope`` lists the scopes needed, space-separated; those that are not RFC 6749
+    scope tokens are left out rather than quoted.
+    """
     parts = [f'realm="{_quotable(realm)}"']
     if error:
         parts.append(f'error="{_quotable(error)}"')
         if description:
             parts.append(f'error_description="{_quotable(description)}"')
+    scopes = " ".join(s for s in (scope or "").split(" ") if _SCOPE_TOKEN.fullmatch(s))
+    if scopes:
+        parts.append(f'scope="{scopes}"')
     return "Bearer " + ", ".join(parts)
 
 
