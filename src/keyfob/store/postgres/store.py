@@ -57,17 +57,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from ..core.keys import KeyRecord
-from ..core.models import DeviceInfo, EventKind, SecurityEvent, Session, User
-from ..exceptions import (
+from ...core.keys import KeyRecord
+from ...core.models import DeviceInfo, EventKind, SecurityEvent, Session, User
+from ...exceptions import (
     ConfigurationError,
     KeyfobError,
     StoreIntegrityError,
     StoreUnavailable,
     UserExists,
 )
-from ..settings import parse_duration
-from .migrations import (
+from ...settings import parse_duration
+from ..migrations import (
     LEDGER_DDL,
     LEDGER_SELECT,
     Migration,
@@ -75,12 +75,12 @@ from .migrations import (
     load_migrations,
     pending_migrations,
 )
-from .protocol import RevokedSession
+from ..protocol import RevokedSession
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
-    from ..settings import Settings
+    from ...settings import Settings
 
     #: A connection of our own or one lent by the pool: the same API.
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
