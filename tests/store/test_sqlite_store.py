@@ -71,7 +71,7 @@ def raw(db_path: Path) -> Iterator[sqlite3.Connection]:
 
 async def pragma(store: SQLiteStore, name: str) -> Any:
     """Read a pragma on the store's own connection (pragmas are per connection)."""
-    rows = await store._run(lambda conn: conn.execute(f"PRAGMA {name}").fetchall())
+    rows = await store._db.run(lambda conn: conn.execute(f"PRAGMA {name}").fetchall())
     return rows[0][0]
 
 
@@ -278,11 +278,11 @@ async def test_a_group_runs_its_statements_on_the_loop_and_commits_on_the_thread
         if not statement.startswith("PRAGMA"):
             where.append((statement.split()[0], threading.get_ident() == loop_thread))
 
-    await store._run(lambda conn: conn.set_trace_callback(record))
+    await store._db.run(lambda conn: conn.set_trace_callback(record))
     rotated = await store.rotate(
         "s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL
     )
-    await store._run(lambda conn: conn.set_trace_callback(None))
+    await store._db.run(lambda conn: conn.set_trace_callback(None))
     assert rotated is not None
     assert where == [("BEGIN", True), ("UPDATE", True), ("SELECT", True), ("COMMIT", False)]
 
@@ -407,11 +407,11 @@ async def test_rotate_is_one_update_and_one_read_in_a_transaction(store: SQLiteS
     """A successful rotation: the conditional UPDATE, then the row by its primary key."""
     await store.create_session(make_session())
     statements: list[str] = []
-    await store._run(lambda conn: conn.set_trace_callback(statements.append))
+    await store._db.run(lambda conn: conn.set_trace_callback(statements.append))
     rotated = await store.rotate(
         "s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL
     )
-    await store._run(lambda conn: conn.set_trace_callback(None))
+    await store._db.run(lambda conn: conn.set_trace_callback(None))
     assert rotated is not None
     # Triggers show up in the trace as "-- TRIGGER name"; a rotation fires none. The
     # PRAGMAs around BEGIN are how the event loop asks for the write lock without waiting.
@@ -482,13 +482,13 @@ class _Gate:
         self.job: asyncio.Future[bool] | None = None
 
     async def __aenter__(self) -> _Gate:
-        self.job = asyncio.ensure_future(self.store._run(lambda conn: self.event.wait(10)))
+        self.job = asyncio.ensure_future(self.store._db.run(lambda conn: self.event.wait(10)))
         await asyncio.sleep(0)
         return self
 
     async def queued(self, count: int) -> None:
         """Wait until ``count`` calls wait behind the gate."""
-        runner = self.store._runner
+        runner = self.store._db._runner
         assert runner is not None
         for _ in range(1000):
             if runner.waiting() >= count:
@@ -518,7 +518,7 @@ async def trace(store: SQLiteStore, statements: list[str] | None) -> None:
             statements.append(statement)
 
     callback = None if statements is None else record
-    await store._run(lambda conn: conn.set_trace_callback(callback))
+    await store._db.run(lambda conn: conn.set_trace_callback(callback))
 
 
 def transactions(statements: list[str]) -> int:
@@ -694,7 +694,7 @@ async def test_a_group_whose_commit_fails_changes_nothing(store: SQLiteStore) ->
         return sqlite3.SQLITE_OK
 
     statements: list[str] = []
-    await store._run(lambda conn: conn.set_authorizer(refuse_commit))
+    await store._db.run(lambda conn: conn.set_authorizer(refuse_commit))
     await trace(store, statements)
     try:
         async with _Gate(store) as gate:
@@ -703,14 +703,14 @@ async def test_a_group_whose_commit_fails_changes_nothing(store: SQLiteStore) ->
         outcomes = await asyncio.gather(*rotations, return_exceptions=True)
     finally:
         await trace(store, None)
-        await store._run(lambda conn: conn.set_authorizer(None))
+        await store._db.run(lambda conn: conn.set_authorizer(None))
     assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
     # The statements did run; the rollback undid them.
     assert sum(s.startswith("UPDATE sessions") for s in statements) == len(sids)
     assert "ROLLBACK" in statements
     for sid in sids:
         assert await store.get_session(sid) == make_session(sid)
-    assert await store._run(lambda conn: conn.in_transaction) is False
+    assert await store._db.run(lambda conn: conn.in_transaction) is False
     # And the store goes on working.
     rotated = await rotate(store, "s0")
     assert rotated is not None and rotated.counter == 1
