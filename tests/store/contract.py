@@ -11,14 +11,18 @@ A backend's test module subclasses :class:`StoreContract` and provides the
             return functools.partial(SQLiteStore, tmp_path / "keyfob.db")
 
 Stores that several processes can share (``supports_multiprocess``) also run the
-tests that race real OS processes against one database and kill one mid-life.
+tests that race real OS processes against one database and kill one mid-life. Stores
+that keep their data in an SQL database (``supports_sql``) also run the tests of that
+database: its URL, its schema, a closed store, a refused write. A backend's test class
+says what its database looks like (``migrations``, ``schema_query`` …) and gives the
+suite a connection of its own to it (the ``raw_sql`` fixture).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 import pytest
@@ -34,9 +38,11 @@ from keyfob.core.models import (
     User,
 )
 from keyfob.exceptions import (
+    ConfigurationError,
     InvalidGrant,
     SessionRevoked,
     StoreIntegrityError,
+    StoreUnavailable,
     TokenReused,
     UserExists,
 )
@@ -47,15 +53,21 @@ from keyfob.testing import FAST_SETTINGS, FrozenClock
 
 from ._workers import Failed, WorkerPool
 
-__all__ = ["StoreContract", "StoreFactory"]
+__all__ = ["RawSQL", "StoreContract", "StoreFactory"]
 
 #: Makes a new, unopened store on the test's database; picklable for worker processes.
 StoreFactory = Callable[[], Store]
+#: Runs one SQL statement on a connection of the test's own to the store's database
+#: (autocommit, like another program's) and returns the rows as tuples.
+RawSQL = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
 
 #: Marks tests that need several store objects or processes on one database. They are
 #: not collected for stores without ``supports_multiprocess`` (see tests/store/conftest.py):
 #: such a test cannot apply to them, so it is left out rather than skipped.
 shared_database = pytest.mark.shared_database
+#: Marks tests of the SQL database under a store; likewise left out for stores without
+#: ``supports_sql``.
+sql_database = pytest.mark.sql_database
 
 NOW = 1_800_000_000.0
 IDLE_TTL = 7 * 86400.0
@@ -130,13 +142,34 @@ class StoreContract:
 
     #: Whether separate store objects (and processes) can share one database.
     supports_multiprocess: ClassVar[bool] = False
+    #: Whether the store keeps its data in an SQL database that it connects to.
+    supports_sql: ClassVar[bool] = False
     #: The migrations ``migrate()`` applies to a fresh database, in order.
     migrations: ClassVar[list[str]] = []
+    #: URLs the store's ``from_url`` refuses (one test each; tests/store/conftest.py).
+    unusable_urls: ClassVar[tuple[str, ...]] = ()
+    #: A query for the name of every table, index and trigger in the database.
+    schema_query: ClassVar[str] = ""
+    #: Names the first migration gives tables, indexes and triggers (``schema_query``).
+    schema_objects: ClassVar[frozenset[str]] = frozenset()
+    #: A statement that makes the database refuse a signing key with kid ``k2``.
+    refuse_key_k2: ClassVar[str] = ""
 
     @pytest.fixture
     def store_factory(self) -> StoreFactory:
         """Each backend's test class provides this."""
         raise NotImplementedError("a StoreContract subclass provides the store_factory fixture")
+
+    @pytest.fixture
+    def write_delays(self) -> list[tuple[Store, float]]:
+        """Unopened stores made with various timeouts, and the max_write_delay of each;
+        each backend's test class provides this."""
+        raise NotImplementedError("a StoreContract subclass provides the write_delays fixture")
+
+    @pytest.fixture
+    def raw_sql(self) -> RawSQL:
+        """A backend with ``supports_sql`` provides this."""
+        raise NotImplementedError("a StoreContract subclass with supports_sql provides raw_sql")
 
     @pytest.fixture
     async def store(self, store_factory: StoreFactory) -> AsyncIterator[Store]:
@@ -181,6 +214,29 @@ class StoreContract:
         await store.close()
 
     @shared_database
+    async def test_stores_opening_a_fresh_database_migrate_it_once(
+        self, store_factory: StoreFactory
+    ) -> None:
+        """Several store objects opening one fresh database at once: one of them migrates it."""
+        stores = [store_factory() for _ in range(4)]
+        try:
+            applied = await asyncio.gather(*(s.migrate() for s in stores))
+            assert sorted(applied, key=len) == [[], [], [], self.migrations]
+            await asyncio.gather(*(s.open() for s in stores))
+        finally:
+            await asyncio.gather(*(s.close() for s in stores))
+
+    @shared_database
+    async def test_processes_opening_a_fresh_database_migrate_it_once(
+        self, store_factory: StoreFactory
+    ) -> None:
+        """Several processes opening one fresh database at once: the schema is created once."""
+        with WorkerPool(store_factory, PROCESSES, open_store=False) as pool:
+            applied = pool.race_all(("migrate",))
+            assert sorted(applied, key=len) == [[], [], self.migrations], applied
+            assert pool.race_all(("counter", "nobody")) == [None, None, None]
+
+    @shared_database
     async def test_reopening_keeps_the_data_and_applies_nothing(
         self, store: Store, store_factory: StoreFactory
     ) -> None:
@@ -194,6 +250,77 @@ class StoreContract:
             assert await reopened.get_session("s1") == make_session()
         finally:
             await reopened.close()
+
+    # the database under the store
+
+    def test_max_write_delay_is_a_non_negative_float(self, store_factory: StoreFactory) -> None:
+        """Every store says how long one of its writes can be in flight: a float, never < 0."""
+        delay = store_factory().max_write_delay
+        assert isinstance(delay, float)
+        assert delay >= 0
+
+    def test_max_write_delay_follows_the_timeouts(
+        self, write_delays: list[tuple[Store, float]]
+    ) -> None:
+        """A store works its max_write_delay out from the timeouts it was made with."""
+        assert write_delays
+        for store, expected in write_delays:
+            assert isinstance(store.max_write_delay, float), store
+            assert store.max_write_delay == expected, store
+
+    @sql_database
+    def test_unusable_urls_are_refused(
+        self, store_factory: StoreFactory, unusable_url: str
+    ) -> None:
+        """Another scheme, a missing database, a bad option: ConfigurationError at once."""
+        with pytest.raises(ConfigurationError):
+            type(store_factory()).from_url(unusable_url)  # type: ignore[attr-defined]
+
+    @sql_database
+    async def test_open_creates_the_schema(self, store: Store, raw_sql: RawSQL) -> None:
+        """open() on a fresh database creates every table, index and trigger and records
+        the migrations."""
+        names = {name for (name,) in await raw_sql(self.schema_query)}
+        assert self.schema_objects <= names
+        ledger = await raw_sql("SELECT version, name FROM keyfob_migrations ORDER BY version")
+        assert ledger == [(i + 1, name) for i, name in enumerate(self.migrations)]
+
+    @sql_database
+    async def test_a_newer_schema_is_refused(
+        self, store_factory: StoreFactory, raw_sql: RawSQL
+    ) -> None:
+        """A database migrated by a newer keyfob is refused, not guessed at."""
+        store = store_factory()
+        await store.open()
+        await store.close()
+        await raw_sql("INSERT INTO keyfob_migrations VALUES (9999, '9999_from_the_future', 0)")
+        newer = store_factory()
+        with pytest.raises(StoreIntegrityError, match="9999_from_the_future"):
+            await newer.open()
+        await newer.close()
+
+    @sql_database
+    async def test_a_closed_store_is_unavailable(self, store_factory: StoreFactory) -> None:
+        """Every operation on a closed (or never opened) store raises StoreUnavailable."""
+        store = store_factory()
+        with pytest.raises(StoreUnavailable):
+            await store.get_session("s1")
+        await store.open()
+        await store.close()
+        with pytest.raises(StoreUnavailable):
+            await store.count_sessions()
+        with pytest.raises(StoreUnavailable):
+            await store.save_keys([make_key("k1")])
+
+    @sql_database
+    async def test_saving_keys_is_all_or_nothing(self, store: Store, raw_sql: RawSQL) -> None:
+        """A refused key in a save_keys batch leaves no key of the batch behind."""
+        await raw_sql(self.refuse_key_k2)
+        with pytest.raises(StoreIntegrityError):
+            await store.save_keys([make_key("k1"), make_key("k2")])
+        assert await store.load_keys() == []
+        await store.save_keys([make_key("k1")])
+        assert [k.kid for k in await store.load_keys()] == ["k1"]
 
     # sessions: create and read
 

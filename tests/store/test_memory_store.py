@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from keyfob.store.memory import MemoryStore
+from keyfob.store.protocol import Store
 
 from .contract import StoreContract, StoreFactory
 
@@ -13,3 +14,8 @@ class TestMemoryStore(StoreContract):
     @pytest.fixture
     def store_factory(self) -> StoreFactory:
         return MemoryStore
+
+    @pytest.fixture
+    def write_delays(self) -> list[tuple[Store, float]]:
+        # A write is visible the moment it returns, whatever else happens.
+        return [(MemoryStore(), 0.0)]

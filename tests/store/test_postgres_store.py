@@ -8,29 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
-from keyfob.exceptions import ConfigurationError, StoreIntegrityError, StoreUnavailable
+from keyfob.exceptions import StoreUnavailable
 from keyfob.store import open_store
 from keyfob.store.migrations import load_migrations
 from keyfob.store.postgres import REVOCATION_CHANNEL, PostgresStore
+from keyfob.store.protocol import Store
 from tests.services import PostgresServer, free_port
 
-from ._workers import WorkerPool
 from .contract import (
     IDLE_TTL,
     NOW,
     SECRET_HASH,
+    RawSQL,
     StoreContract,
     StoreFactory,
-    make_key,
     make_session,
     make_user,
 )
@@ -97,11 +99,64 @@ async def database(postgres_server: PostgresServer) -> str:
 
 class TestPostgresStore(StoreContract):
     supports_multiprocess = True
+    supports_sql = True
     migrations = MIGRATIONS
+    unusable_urls = (
+        "sqlite:///keyfob.db",
+        "postgresql://localhost/keyfob?pool_max=many",
+        "postgresql://localhost/keyfob?pool_min=5&pool_max=2",
+        "postgresql://localhost/keyfob?pool_max=0",
+        "postgresql://localhost/keyfob?statement_timeout=-1",
+        "postgresql://localhost/keyfob?lock_timeout=soon",
+        "postgresql://localhost/keyfob?connect_timeout=0",
+        "postgresql://localhost/keyfob?statement_cache_size=-1",
+    )
+    schema_query = (
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+        "UNION SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    )
+    schema_objects = frozenset(
+        {
+            "sessions",
+            "users",
+            "events",
+            "signing_keys",
+            "keyfob_migrations",
+            "sessions_by_user",
+            "sessions_by_revoked_at",
+            "sessions_by_expiry",
+            "users_username_key_unique",
+            "events_by_user",
+            "events_by_sid",
+            "events_by_kind",
+            "sessions_notify_revoked",
+            "sessions_notify_inserted_revoked",
+        }
+    )
+    refuse_key_k2 = "ALTER TABLE signing_keys ADD CONSTRAINT refuse_k2 CHECK (kid <> 'k2')"
 
     @pytest.fixture
     def store_factory(self, database: str) -> StoreFactory:
         return functools.partial(PostgresStore, database, pool_max=5)
+
+    @pytest.fixture
+    def write_delays(self) -> list[tuple[Store, float]]:
+        # connect_timeout twice (a pooled connection, then opening one), the statement,
+        # and the client's second past statement_timeout; nothing bounds it without one.
+        dsn = "postgresql://kf@localhost/keyfob"
+        return [
+            (PostgresStore(dsn), 16.0),
+            (PostgresStore(dsn, connect_timeout=1, statement_timeout=3), 6.0),
+            (PostgresStore(dsn, connect_timeout=0.5, statement_timeout=0.25), 2.25),
+            (PostgresStore(dsn, statement_timeout=0), math.inf),
+        ]
+
+    @pytest.fixture
+    def raw_sql(self, raw: asyncpg.Connection[asyncpg.Record]) -> RawSQL:
+        async def run(statement: str) -> list[tuple[Any, ...]]:
+            return [tuple(row) for row in await raw.fetch(statement)]
+
+        return run
 
 
 @pytest.fixture
@@ -177,92 +232,6 @@ def test_open_store_picks_postgres(scheme: str) -> None:
     assert isinstance(store, PostgresStore)
     assert store.scheme == "postgresql"
     assert store.pool_max == 3
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "sqlite:///keyfob.db",
-        "postgresql://localhost/keyfob?pool_max=many",
-        "postgresql://localhost/keyfob?pool_min=5&pool_max=2",
-        "postgresql://localhost/keyfob?pool_max=0",
-        "postgresql://localhost/keyfob?statement_timeout=-1",
-        "postgresql://localhost/keyfob?lock_timeout=soon",
-        "postgresql://localhost/keyfob?connect_timeout=0",
-        "postgresql://localhost/keyfob?statement_cache_size=-1",
-    ],
-)
-def test_unusable_urls_are_refused(url: str) -> None:
-    """Another scheme, a bad number or an impossible pool: ConfigurationError at once."""
-    with pytest.raises(ConfigurationError):
-        PostgresStore.from_url(url)
-
-
-# opening and migrations
-
-
-async def test_open_creates_the_schema(
-    store: PostgresStore, raw: asyncpg.Connection[asyncpg.Record]
-) -> None:
-    """open() creates every table, index and trigger, and records the migrations."""
-    names = {
-        r[0]
-        for r in await raw.fetch(
-            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
-            "UNION SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
-        )
-    }
-    assert {
-        "sessions",
-        "users",
-        "events",
-        "signing_keys",
-        "keyfob_migrations",
-        "sessions_by_user",
-        "sessions_by_revoked_at",
-        "sessions_by_expiry",
-        "users_username_key_unique",
-        "events_by_user",
-        "events_by_sid",
-        "events_by_kind",
-        "sessions_notify_revoked",
-        "sessions_notify_inserted_revoked",
-    } <= names
-    ledger = await raw.fetch("SELECT version, name FROM keyfob_migrations ORDER BY version")
-    assert [tuple(r) for r in ledger] == [(i + 1, name) for i, name in enumerate(MIGRATIONS)]
-
-
-async def test_stores_opening_a_fresh_database_migrate_it_once(database: str) -> None:
-    """Several instances opening one fresh database at once: the advisory lock lets one migrate."""
-    stores = [PostgresStore(database, pool_max=2) for _ in range(4)]
-    try:
-        applied = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(applied, key=len) == [[], [], [], MIGRATIONS]
-        await asyncio.gather(*(s.open() for s in stores))
-    finally:
-        await asyncio.gather(*(s.close() for s in stores))
-
-
-async def test_processes_opening_a_fresh_database_migrate_it_once(database: str) -> None:
-    """Several processes opening one fresh database at once: the schema is created once."""
-    with WorkerPool(functools.partial(PostgresStore, database), 3, open_store=False) as pool:
-        applied = pool.race_all(("migrate",))
-        assert sorted(applied, key=len) == [[], [], MIGRATIONS]
-        assert pool.race_all(("counter", "nobody")) == [None, None, None]
-
-
-async def test_a_newer_schema_is_refused(
-    database: str, raw: asyncpg.Connection[asyncpg.Record]
-) -> None:
-    """A database migrated by a newer keyfob is refused, not guessed at."""
-    store = PostgresStore(database)
-    await store.open()
-    await store.close()
-    await raw.execute("INSERT INTO keyfob_migrations VALUES (9999, '9999_from_the_future', 0)")
-    newer = PostgresStore(database)
-    with pytest.raises(StoreIntegrityError, match="9999_from_the_future"):
-        await newer.open()
-    await newer.close()
 
 
 async def test_pool_size_comes_from_the_url(
@@ -453,31 +422,6 @@ async def test_an_unreachable_server_is_unavailable_at_once() -> None:
         await store.open()
     assert time.monotonic() - started < 2.0
     await store.close()
-
-
-async def test_a_closed_store_is_unavailable(database: str) -> None:
-    """Every operation on a closed (or never opened) store raises StoreUnavailable."""
-    store = PostgresStore(database)
-    with pytest.raises(StoreUnavailable):
-        await store.get_session("s1")
-    await store.open()
-    await store.close()
-    with pytest.raises(StoreUnavailable):
-        await store.count_sessions()
-    with pytest.raises(StoreUnavailable):
-        await store.save_keys([make_key("k1")])
-
-
-async def test_saving_keys_is_all_or_nothing(
-    store: PostgresStore, raw: asyncpg.Connection[asyncpg.Record]
-) -> None:
-    """A refused key in a save_keys batch leaves no key of the batch behind."""
-    await raw.execute("ALTER TABLE signing_keys ADD CONSTRAINT refuse_k2 CHECK (kid <> 'k2')")
-    with pytest.raises(StoreIntegrityError):
-        await store.save_keys([make_key("k1"), make_key("k2")])
-    assert await store.load_keys() == []
-    await store.save_keys([make_key("k1")])
-    assert [k.kid for k in await store.load_keys()] == ["k1"]
 
 
 async def test_usernames_sort_by_code_point_whatever_the_collation(

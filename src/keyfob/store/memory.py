@@ -21,6 +21,8 @@ class MemoryStore:
     """A :class:`keyfob.store.Store` kept in dictionaries."""
 
     scheme = "memory"
+    #: Every write is visible the moment it returns: nothing is in flight.
+    max_write_delay = 0.0
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}

@@ -129,6 +129,17 @@ class Store(SessionStore, UserStore, EventStore, KeyStore, Protocol):
     #: The URL scheme this store serves (``memory``, ``sqlite``, ``postgresql``).
     scheme: str
 
+    @property
+    def max_write_delay(self) -> float:
+        """The longest a write can take, in seconds, between its caller reading the clock
+        and the write becoming visible to other readers (0 when a write is visible at
+        once; ``inf`` when nothing bounds it).
+
+        Each store works it out from its own timeouts. A reader that asks for what was
+        written since its last read (:meth:`revoked_since`) looks this much further back,
+        for writes that were stamped before that read but committed after it.
+        """
+
     async def open(self) -> None:
         """Connect and apply pending migrations."""
 

@@ -1,0 +1,69 @@
+"""What a PostgreSQL store URL says: the options the store reads, the DSN asyncpg gets.
+
+``postgresql://user:password@host:5432/db?pool_max=20&statement_timeout=5``: the store
+reads ``pool_min``, ``pool_max``, ``statement_cache_size`` and the durations
+``statement_timeout``, ``lock_timeout`` and ``connect_timeout`` (seconds, or with a unit
+suffix: ``5``, ``0.5``, ``2s``) from the query; everything else (``sslmode``,
+``application_name``, …) stays in the DSN for asyncpg.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ...exceptions import ConfigurationError
+from ...settings import parse_duration
+
+__all__ = ["masked", "milliseconds", "names_application", "split_url"]
+
+_WHOLE_NUMBERS = ("pool_min", "pool_max", "statement_cache_size")
+_DURATIONS = ("statement_timeout", "lock_timeout", "connect_timeout")
+#: URL query parameters the store reads itself; any other is passed on to asyncpg.
+_URL_OPTIONS = frozenset(_WHOLE_NUMBERS + _DURATIONS)
+
+
+def split_url(url: str) -> tuple[str, dict[str, Any]]:
+    """The DSN for asyncpg, and the store's own options (keyword arguments) in ``url``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"not a PostgreSQL URL: {masked(url)!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in _URL_OPTIONS}
+    rest = [(k, v) for k, v in query if k not in _URL_OPTIONS]
+    dsn = urlunsplit(parts._replace(query=urlencode(rest)))
+    options: dict[str, Any] = {}
+    for name in _WHOLE_NUMBERS:
+        if name in ours:
+            try:
+                options[name] = int(ours[name])
+            except ValueError:
+                raise ConfigurationError(
+                    f"{name} in the store URL must be a whole number, not {ours[name]!r}"
+                ) from None
+    for name in _DURATIONS:
+        if name in ours:
+            options[name] = parse_duration(ours[name])
+    return dsn, options
+
+
+def names_application(dsn: str) -> bool:
+    """Whether the DSN sets ``application_name`` itself."""
+    return any(k == "application_name" for k, _ in parse_qsl(urlsplit(dsn).query))
+
+
+def masked(url: str) -> str:
+    """The URL with its password hidden, for messages and repr."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "postgresql://…"
+
+
+def milliseconds(seconds: float) -> int:
+    """A duration as PostgreSQL's timeout settings take it."""
+    return round(seconds * 1000)

@@ -1,0 +1,105 @@
+"""The SQL the PostgreSQL store sends, one statement per operation.
+
+Every value is a bound parameter (``$1`` …); asyncpg prepares each statement once per
+connection and keeps it.
+"""
+
+# S608 flags every f-string that builds SQL. Here they only splice the shared column
+# lists into fixed statements; every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from typing import Final
+
+from ..rows import EVENT_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
+
+# Advisory lock keys: "keyfob" in ASCII, then a number per purpose. One keyspace for the
+# whole database cluster, so the prefix keeps clear of other applications' locks.
+MIGRATION_LOCK: Final = (0x6B6579666F62 << 16) | 1
+PURGE_LOCK: Final = (0x6B6579666F62 << 16) | 2
+
+INSERT_SESSION: Final = (
+    f"INSERT INTO sessions ({SESSION_COLUMNS}) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+)
+SELECT_SESSION: Final = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = $1"
+
+# The one conditional update of spec §3, one statement and one round trip. `> $4`
+# mirrors Session.is_expired (now >= deadline means expired).
+ROTATE: Final = (
+    "UPDATE sessions SET counter = counter + 1, rotated_at = $4, last_used_at = $4, "
+    "idle_expires_at = LEAST($4 + $5, absolute_expires_at) "
+    "WHERE sid = $1 AND counter = $2 AND secret_hash = $3 AND revoked_at IS NULL "
+    "AND idle_expires_at > $4 AND absolute_expires_at > $4 "
+    f"RETURNING {SESSION_COLUMNS}"
+)
+# The trigger sessions_notify_revoked announces each of these revocations.
+REVOKE: Final = (
+    "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 "
+    "WHERE sid = $1 AND revoked_at IS NULL AND ($4::text IS NULL OR user_id = $4) "
+    f"RETURNING {SESSION_COLUMNS}"
+)
+REVOKE_USER: Final = (
+    "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 "
+    "WHERE user_id = $1 AND revoked_at IS NULL AND ($4::text IS NULL OR sid <> $4) "
+    "RETURNING seq, sid"
+)
+LIST_SESSIONS: Final = (
+    f"SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL "
+    "AND idle_expires_at > $2 AND absolute_expires_at > $2 ORDER BY created_at DESC, seq"
+)
+REVOKED_SINCE: Final = (
+    "SELECT sid, revoked_at, absolute_expires_at FROM sessions "
+    "WHERE revoked_at >= $1 AND absolute_expires_at > $2 ORDER BY seq"
+)
+# A batch is chosen and locked in one step, skipping rows another transaction holds (a
+# refresh in flight): the purge never waits for a refresh, and a refresh waits at most
+# for one batch's rows, which are expired or revoked and so could not rotate anyway.
+PURGE: Final = (
+    "DELETE FROM sessions WHERE sid = ANY(ARRAY("
+    "SELECT sid FROM sessions "
+    "WHERE LEAST(idle_expires_at, absolute_expires_at) <= $1 OR revoked_at < $2 "
+    "LIMIT $3 FOR UPDATE SKIP LOCKED))"
+)
+COUNT_SESSIONS: Final = "SELECT count(*) FROM sessions"
+
+INSERT_USER: Final = (
+    "INSERT INTO users (id, username, username_key, password_hash, created_at) "
+    "VALUES ($1, $2, $3, $4, $5)"
+)
+#: The constraint a taken username violates (migration 0001).
+USERNAME_CONSTRAINT: Final = "users_username_key_unique"
+SELECT_USER: Final = f"SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+SELECT_USER_BY_NAME: Final = f"SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"
+SET_PASSWORD_HASH: Final = "UPDATE users SET password_hash = $2 WHERE id = $1"
+LIST_USERS: Final = (
+    f'SELECT {USER_COLUMNS} FROM users ORDER BY created_at, username COLLATE "C" LIMIT $1 OFFSET $2'
+)
+
+INSERT_EVENT: Final = (
+    "INSERT INTO events (kind, at, user_id, sid, ip, detail) VALUES ($1, $2, $3, $4, $5, $6)"
+)
+
+
+def list_events(filters: list[str]) -> str:
+    """The event query for ``filters`` (``"kind ="`` …, each taking the next parameter).
+
+    One statement text per combination of filters (at most 16, each prepared once): each
+    gets the plan for its own indexes.
+    """
+    clauses = [f"{column} ${i}" for i, column in enumerate(filters, start=1)]
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return f"SELECT {EVENT_COLUMNS} FROM events{where} ORDER BY id DESC LIMIT ${len(filters) + 1}"
+
+
+LOAD_KEYS: Final = f"SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, seq"
+# An upsert keeps the row (and its seq, so its place among equal created_at).
+SAVE_KEY: Final = (
+    f"INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+    "ON CONFLICT (kid) DO UPDATE SET alg = excluded.alg, public_jwk = excluded.public_jwk, "
+    "private_encrypted = excluded.private_encrypted, created_at = excluded.created_at, "
+    "activates_at = excluded.activates_at, retired_at = excluded.retired_at, "
+    "expires_at = excluded.expires_at"
+)
+DELETE_KEYS: Final = "DELETE FROM signing_keys WHERE kid = ANY($1::text[])"

@@ -1,0 +1,425 @@
+"""The PostgreSQL store itself: its settings, its life cycle and the domain operations.
+
+It borrows connections from :mod:`.pool`, hears of revocations through :mod:`.listener`,
+takes the purge lock with :mod:`.purge_lock`, migrates with :mod:`.schema`, reads its
+URL with :mod:`.options` and sends the SQL of :mod:`.statements`; every driver error
+becomes keyfob's own through :mod:`.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import asyncpg
+
+from ...core.keys import KeyRecord
+from ...core.models import EventKind, SecurityEvent, Session, User
+from ...exceptions import (
+    ConfigurationError,
+    KeyfobError,
+    StoreIntegrityError,
+    StoreUnavailable,
+    UserExists,
+)
+from .. import rows
+from ..migrations import Migration, load_migrations
+from ..protocol import RevokedSession
+from . import statements as sql
+from .errors import translate
+from .listener import RevocationListener
+from .options import masked, milliseconds, names_application, split_url
+from .pool import ConnectionPool
+from .purge_lock import PurgeLock
+from .schema import apply_migrations
+
+if TYPE_CHECKING:
+    from ...settings import Settings
+    from .pool import Connection
+
+__all__ = ["PostgresStore"]
+
+logger = logging.getLogger("keyfob")
+
+#: How much longer than ``statement_timeout`` the client waits for an answer: past it,
+#: the server or the network stopped answering altogether.
+_CLIENT_MARGIN: Final = 1.0
+
+
+class PostgresStore:
+    """A :class:`keyfob.store.Store` in a PostgreSQL database, shared by many instances.
+
+    ``statement_timeout`` and ``lock_timeout`` (seconds; 0 disables) bound how long the
+    server works on, or waits for a lock for, one statement; ``connect_timeout`` bounds
+    connecting and waiting for a free pooled connection. ``statement_cache_size=0``
+    disables prepared-statement caching (PgBouncer in transaction mode). ``session_dsn``
+    is where the connections that need a session of their own go, the revocation
+    listener and the purge lock (default: ``dsn``). ``server_settings`` are extra session
+    settings for every connection (``application_name`` and the like).
+    """
+
+    scheme = "postgresql"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_min: int = 1,
+        pool_max: int = 10,
+        statement_timeout: float = 5.0,
+        lock_timeout: float = 2.0,
+        connect_timeout: float = 5.0,
+        statement_cache_size: int = 100,
+        session_dsn: str | None = None,
+        server_settings: Mapping[str, str] | None = None,
+        migration_timeout: float = 300.0,
+        listener_keepalive: float = 10.0,
+    ) -> None:
+        if not dsn.startswith(("postgresql://", "postgres://")):
+            raise ConfigurationError(f"not a PostgreSQL URL: {masked(dsn)!r}")
+        if pool_max < 1 or not 0 <= pool_min <= pool_max:
+            raise ConfigurationError(
+                f"the pool needs 0 <= pool_min <= pool_max and pool_max >= 1 "
+                f"(got pool_min={pool_min}, pool_max={pool_max})"
+            )
+        for name, value in (
+            ("statement_timeout", statement_timeout),
+            ("lock_timeout", lock_timeout),
+            ("migration_timeout", migration_timeout),
+        ):
+            if value < 0:
+                raise ConfigurationError(f"{name} cannot be negative")
+        if connect_timeout <= 0 or listener_keepalive <= 0:
+            raise ConfigurationError("connect_timeout and listener_keepalive must be positive")
+        if statement_cache_size < 0:
+            raise ConfigurationError("statement_cache_size cannot be negative")
+        self.dsn = dsn
+        self.session_dsn = session_dsn or dsn
+        self.pool_min = pool_min
+        self.pool_max = pool_max
+        self.statement_timeout = float(statement_timeout)
+        self.lock_timeout = float(lock_timeout)
+        self.connect_timeout = float(connect_timeout)
+        self.statement_cache_size = statement_cache_size
+        self.migration_timeout = float(migration_timeout)
+        self.listener_keepalive = float(listener_keepalive)
+        # Named "keyfob" in pg_stat_activity, unless the URL names it (?application_name=).
+        self.server_settings: dict[str, str] = {
+            **({} if names_application(dsn) else {"application_name": "keyfob"}),
+            "statement_timeout": str(milliseconds(self.statement_timeout)),
+            "lock_timeout": str(milliseconds(self.lock_timeout)),
+            **(server_settings or {}),
+        }
+        self._migrations: list[Migration] = load_migrations("postgresql")
+        self._pool: ConnectionPool | None = None
+        self._listener = RevocationListener(
+            lambda: self._connect(self.session_dsn),
+            keepalive=self.listener_keepalive,
+            ping_timeout=self.connect_timeout,
+        )
+        self._purge_lock = PurgeLock(lambda: self._connect(self.session_dsn), self.connect_timeout)
+        self._opening = asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, settings: Settings | None = None) -> PostgresStore:
+        """``postgresql://user:password@host:5432/db?pool_max=20&statement_timeout=5``.
+
+        The query's options are read as :mod:`keyfob.store.postgres.options` describes.
+        ``settings`` is accepted for symmetry with the other stores; no setting
+        changes how this store connects.
+        """
+        del settings
+        dsn, options = split_url(url)
+        return cls(dsn, **options)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({masked(self.dsn)!r})"
+
+    @property
+    def max_write_delay(self) -> float:
+        """The longest a write takes from its caller reading the clock to its commit.
+
+        Waiting for a pooled connection and then opening one (``connect_timeout`` each),
+        then the statement (``statement_timeout``, and the client's margin past it, which
+        also covers the commit). Unbounded (``inf``) when ``statement_timeout`` is 0. A
+        write the client gave up on (:class:`StoreUnavailable`) is not covered: the server
+        may still commit it later.
+        """
+        if not self.statement_timeout:
+            return math.inf
+        return 2 * self.connect_timeout + self.statement_timeout + _CLIENT_MARGIN
+
+    # connection lifecycle
+
+    async def open(self) -> None:
+        """Connect the pool, apply pending migrations and start the revocation listener.
+
+        If any of it fails, a store this call started connecting is left closed again.
+        """
+        async with self._opening:
+            was_open = self._pool is not None
+            try:
+                await self._ensure_pool()
+                await self.migrate()
+                await self._listener.start()
+            except BaseException:
+                if not was_open:
+                    await self.close()
+                raise
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations (connecting first if needed); return their names."""
+        await self._ensure_pool()
+        async with self._connection() as conn:
+            applied_now = await apply_migrations(
+                conn, self._migrations, statement_timeout=self.migration_timeout
+            )
+        for migration in applied_now:
+            logger.info("applied PostgreSQL migration %s", migration.name)
+        return [m.name for m in applied_now]
+
+    async def close(self) -> None:
+        """Stop the listener, give up the purge lock and close every connection."""
+        await self._listener.close(within=self.connect_timeout)
+        await self.release_purge_lock()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close(within=self.connect_timeout)
+
+    async def _ensure_pool(self) -> None:
+        if self._pool is not None:
+            return
+        pool = ConnectionPool(lambda: self._connect(self.dsn), self.pool_max)
+        with translate("connecting"):
+            await pool.fill(self.pool_min)
+        if self._pool is not None:  # another task opened the store meanwhile
+            await pool.close(within=self.connect_timeout)
+            return
+        self._pool = pool
+
+    async def _connect(self, dsn: str) -> Connection:
+        return await asyncpg.connect(
+            dsn,
+            timeout=self.connect_timeout,
+            # The client's own limit, a little past the server's: it catches a server or
+            # network that stopped answering altogether.
+            command_timeout=(
+                self.statement_timeout + _CLIENT_MARGIN if self.statement_timeout else None
+            ),
+            statement_cache_size=self.statement_cache_size,
+            server_settings=self.server_settings,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, doing: str = "a query") -> AsyncIterator[Connection]:
+        """Borrow a pooled connection; errors become StoreUnavailable."""
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable("the PostgreSQL store is not open")
+        with translate(doing):
+            conn = await pool.acquire(within=self.connect_timeout)
+            sound = True
+            try:
+                yield conn
+            except (asyncpg.PostgresError, KeyfobError, TimeoutError, asyncio.CancelledError):
+                # The server answered (an error is an answer), or the call was cancelled
+                # or timed out: then asyncpg has asked the server to cancel the statement
+                # and finishes that before the connection's next statement. Either way
+                # the connection can serve the next caller, unless the error ended it.
+                raise
+            except BaseException:
+                sound = False  # broken (InterfaceError, OSError, …): not worth a retry
+                raise
+            finally:
+                pool.release(conn, sound=sound)
+
+    async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        async with self._connection() as conn:
+            return await conn.fetch(query, *args)
+
+    async def _fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
+        async with self._connection() as conn:
+            return await conn.fetchrow(query, *args)
+
+    async def _fetchval(self, query: str, *args: object) -> Any:
+        async with self._connection() as conn:
+            return await conn.fetchval(query, *args)
+
+    async def _execute(self, query: str, *args: object) -> str:
+        async with self._connection() as conn:
+            return await conn.execute(query, *args)
+
+    # sessions
+
+    async def create_session(self, session: Session) -> None:
+        await self._execute(sql.INSERT_SESSION, *rows.session_values(session))
+
+    async def rotate(
+        self, sid: str, *, counter: int, secret_hash: bytes, now: float, idle_ttl: float
+    ) -> Session | None:
+        row = await self._fetchrow(
+            sql.ROTATE, sid, counter, secret_hash, float(now), float(idle_ttl)
+        )
+        return None if row is None else rows.session(row)
+
+    async def get_session(self, sid: str) -> Session | None:
+        row = await self._fetchrow(sql.SELECT_SESSION, sid)
+        return None if row is None else rows.session(row)
+
+    async def revoke_session(
+        self, sid: str, *, now: float, reason: str, user_id: str | None = None
+    ) -> Session | None:
+        row = await self._fetchrow(sql.REVOKE, sid, float(now), reason, user_id)
+        return None if row is None else rows.session(row)
+
+    async def revoke_user_sessions(
+        self, user_id: str, *, now: float, reason: str, except_sid: str | None = None
+    ) -> list[str]:
+        found = await self._fetch(sql.REVOKE_USER, user_id, float(now), reason, except_sid)
+        # In creation order, like the memory store (RETURNING's order is unspecified).
+        return [str(sid) for _, sid in sorted((int(r[0]), r[1]) for r in found)]
+
+    async def list_sessions(self, user_id: str, *, now: float) -> list[Session]:
+        found = await self._fetch(sql.LIST_SESSIONS, user_id, float(now))
+        return [rows.session(row) for row in found]
+
+    async def revoked_since(self, since: float, *, now: float) -> list[RevokedSession]:
+        found = await self._fetch(sql.REVOKED_SINCE, float(since), float(now))
+        return [RevokedSession(r[0], r[1], r[2]) for r in found]
+
+    async def purge_sessions(self, *, now: float, revoked_before: float, limit: int) -> int:
+        status = await self._execute(sql.PURGE, float(now), float(revoked_before), max(limit, 0))
+        return int(status.rsplit(" ", 1)[-1])  # "DELETE <count>"
+
+    async def count_sessions(self) -> int:
+        return int(await self._fetchval(sql.COUNT_SESSIONS))
+
+    def revocation_marker(self) -> object:
+        """A number bumped by every revocation notification and every (re)connection of
+        the listener. Reading it does no I/O.
+
+        Notifications arrive on a connection of their own, so another instance's
+        revocation moves the marker a moment (milliseconds) after that instance's call
+        returns, not at the same instant. While the listener is cut off the marker
+        stands still; it moves when the listener is back, since it may have missed some.
+        """
+        return self._listener.marker
+
+    async def try_lock_purge(self) -> bool:
+        """Whether this store holds the database-wide purge lock, taking it if it is free.
+
+        For a background purge task shared by several instances: the one that gets
+        ``True`` purges. The lock is a session-level advisory lock on a connection of its
+        own, held until :meth:`release_purge_lock`, :meth:`close`, or the connection's
+        end (then another instance takes over). Purging stays correct without it (batches
+        skip locked rows); the lock only spares the database duplicate work.
+        """
+        return await self._purge_lock.try_take()
+
+    async def release_purge_lock(self) -> None:
+        """Give up the purge lock, if this store holds it."""
+        await self._purge_lock.release()
+
+    # users
+
+    async def create_user(self, user: User) -> None:
+        try:
+            await self._execute(
+                sql.INSERT_USER,
+                user.id,
+                user.username,
+                user.username.casefold(),
+                user.password_hash,
+                float(user.created_at),
+            )
+        except StoreIntegrityError as exc:
+            cause = exc.__cause__
+            if (
+                isinstance(cause, asyncpg.UniqueViolationError)
+                and cause.constraint_name == sql.USERNAME_CONSTRAINT
+            ):
+                raise UserExists("that username is already taken") from None
+            raise
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._fetchrow(sql.SELECT_USER, user_id)
+        return None if row is None else rows.user(row)
+
+    async def get_user_by_name(self, username: str) -> User | None:
+        row = await self._fetchrow(sql.SELECT_USER_BY_NAME, username.casefold())
+        return None if row is None else rows.user(row)
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self._execute(sql.SET_PASSWORD_HASH, user_id, password_hash)
+
+    async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[User]:
+        found = await self._fetch(sql.LIST_USERS, max(limit, 0), max(offset, 0))
+        return [rows.user(row) for row in found]
+
+    # events
+
+    async def record_event(self, event: SecurityEvent) -> None:
+        await self._execute(
+            sql.INSERT_EVENT,
+            str(event.kind),
+            float(event.at),
+            event.user_id,
+            event.sid,
+            event.ip,
+            event.detail,
+        )
+
+    async def list_events(
+        self,
+        *,
+        limit: int = 100,
+        kind: EventKind | None = None,
+        user_id: str | None = None,
+        sid: str | None = None,
+        before_id: int | None = None,
+    ) -> list[SecurityEvent]:
+        filters: list[str] = []
+        params: list[object] = []
+        for column, value in (
+            ("kind =", None if kind is None else str(kind)),
+            ("user_id =", user_id),
+            ("sid =", sid),
+            ("id <", before_id),
+        ):
+            if value is not None:
+                filters.append(column)
+                params.append(value)
+        found = await self._fetch(sql.list_events(filters), *params, max(limit, 0))
+        return [rows.event(row) for row in found]
+
+    # signing keys
+
+    async def load_keys(self) -> list[KeyRecord]:
+        return [rows.key(row) for row in await self._fetch(sql.LOAD_KEYS)]
+
+    async def save_keys(self, records: Sequence[KeyRecord]) -> None:
+        params = [
+            (
+                r.kid,
+                r.alg,
+                r.public_jwk,
+                r.private_encrypted,
+                float(r.created_at),
+                float(r.activates_at),
+                None if r.retired_at is None else float(r.retired_at),
+                None if r.expires_at is None else float(r.expires_at),
+            )
+            for r in records
+        ]
+        if not params:
+            return
+        async with self._connection("saving signing keys") as conn, conn.transaction():
+            await conn.executemany(sql.SAVE_KEY, params)
+
+    async def delete_keys(self, kids: Sequence[str]) -> None:
+        if kids:
+            await self._execute(sql.DELETE_KEYS, list(kids))

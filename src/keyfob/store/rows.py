@@ -1,0 +1,154 @@
+"""Rows of the SQL stores: the columns they select and the records those rows make.
+
+The SQLite and PostgreSQL stores select the columns below, in this order, and turn what
+comes back into keyfob's records here. A row is the column values in order: a tuple
+from ``sqlite3``, an ``asyncpg.Record`` (which unpacks the same way) from asyncpg.
+
+The drivers differ in one respect, the types. PostgreSQL's columns are typed, so what
+asyncpg hands back is what the records hold. SQLite types values, not columns: a row
+that something other than keyfob wrote may hold anything, so the SQLite store asks
+:func:`session` to check the values the refresh rules compare (``checked=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+from ..core.keys import KeyRecord
+from ..core.models import DeviceInfo, EventKind, SecurityEvent, Session, User
+from ..exceptions import StoreIntegrityError
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "KEY_COLUMNS",
+    "SESSION_COLUMNS",
+    "USER_COLUMNS",
+    "event",
+    "key",
+    "session",
+    "session_values",
+    "user",
+]
+
+#: A row as a driver hands it back: the values of the selected columns, in order.
+Row = Iterable[Any]
+
+SESSION_COLUMNS: Final = (
+    "sid, user_id, client_id, scope, secret_hash, counter, created_at, last_used_at, "
+    "rotated_at, idle_expires_at, absolute_expires_at, user_agent, ip, revoked_at, "
+    "revoked_reason"
+)
+USER_COLUMNS: Final = "id, username, password_hash, created_at"
+EVENT_COLUMNS: Final = "id, kind, at, user_id, sid, ip, detail"
+KEY_COLUMNS: Final = (
+    "kid, alg, public_jwk, private_encrypted, created_at, activates_at, retired_at, expires_at"
+)
+
+
+def session(row: Row, checked: bool = False) -> Session:
+    """The session in a row of :data:`SESSION_COLUMNS`.
+
+    ``checked``: the driver does not guarantee the column types (SQLite). Then a secret
+    hash that is not bytes or a counter that is not a whole number is a
+    :class:`StoreIntegrityError`, and every time is made a float.
+    """
+    (
+        sid,
+        user_id,
+        client_id,
+        scope,
+        secret_hash,
+        counter,
+        created_at,
+        last_used_at,
+        rotated_at,
+        idle_expires_at,
+        absolute_expires_at,
+        user_agent,
+        ip,
+        revoked_at,
+        revoked_reason,
+    ) = row
+    if checked:
+        if not isinstance(secret_hash, bytes) or not isinstance(counter, int):
+            raise StoreIntegrityError(f"session {sid!r} has an unreadable secret hash or counter")
+        # float(): a REAL column can hand back a whole number as an int.
+        created_at = float(created_at)
+        last_used_at = float(last_used_at)
+        idle_expires_at = float(idle_expires_at)
+        absolute_expires_at = float(absolute_expires_at)
+        if rotated_at is not None:
+            rotated_at = float(rotated_at)
+        if revoked_at is not None:
+            revoked_at = float(revoked_at)
+    return Session(
+        sid=sid,
+        user_id=user_id,
+        client_id=client_id,
+        scope=scope,
+        secret_hash=secret_hash,
+        counter=counter,
+        created_at=created_at,
+        last_used_at=last_used_at,
+        rotated_at=rotated_at,
+        idle_expires_at=idle_expires_at,
+        absolute_expires_at=absolute_expires_at,
+        device=DeviceInfo(user_agent=user_agent, ip=ip),
+        revoked_at=revoked_at,
+        revoked_reason=revoked_reason,
+    )
+
+
+def session_values(s: Session) -> tuple[Any, ...]:
+    """The values of :data:`SESSION_COLUMNS` for a new row holding ``s``."""
+    return (
+        s.sid,
+        s.user_id,
+        s.client_id,
+        s.scope,
+        s.secret_hash,
+        s.counter,
+        s.created_at,
+        s.last_used_at,
+        s.rotated_at,
+        s.idle_expires_at,
+        s.absolute_expires_at,
+        s.device.user_agent,
+        s.device.ip,
+        s.revoked_at,
+        s.revoked_reason,
+    )
+
+
+def user(row: Row) -> User:
+    """The user in a row of :data:`USER_COLUMNS`."""
+    user_id, username, password_hash, created_at = row
+    return User(id=user_id, username=username, password_hash=password_hash, created_at=created_at)
+
+
+def event(row: Row) -> SecurityEvent:
+    """The event in a row of :data:`EVENT_COLUMNS`; an unknown kind is an integrity error."""
+    event_id, kind, at, user_id, sid, ip, detail = row
+    try:
+        event_kind = EventKind(kind)
+    except ValueError:
+        raise StoreIntegrityError(f"event {event_id} has an unknown kind {kind!r}") from None
+    return SecurityEvent(
+        kind=event_kind, at=at, user_id=user_id, sid=sid, ip=ip, detail=detail, id=event_id
+    )
+
+
+def key(row: Row) -> KeyRecord:
+    """The signing key record in a row of :data:`KEY_COLUMNS`."""
+    kid, alg, public_jwk, private_encrypted, created_at, activates_at, retired_at, expires_at = row
+    return KeyRecord(
+        kid=kid,
+        alg=alg,
+        public_jwk=public_jwk,
+        private_encrypted=private_encrypted,
+        created_at=created_at,
+        activates_at=activates_at,
+        retired_at=retired_at,
+        expires_at=expires_at,
+    )
