@@ -49,11 +49,6 @@ from .verifier import Verifier
 
 __all__ = ["ReuseHook", "SessionManager"]
 
-#: The least each revocation resync re-reads before the previous one, in seconds: longer
-#: than a revocation can take between reading the clock and committing with the
-#: PostgreSQL store's defaults (5 s waiting for a pooled connection, a 5 s statement
-#: timeout and the client's extra second).
-_RESYNC_OVERLAP = 15.0
 #: How often a token no key verifies may trigger a reload of the keys from the store.
 _KEY_RELOAD_SPACING = 0.25
 
@@ -338,9 +333,10 @@ class SessionManager:
         horizon = now - self.settings.access_ttl - self.settings.leeway
         # Re-read what the previous sync may have missed: a revocation records the
         # revoker's clock before its UPDATE, but becomes visible only at commit, which a
-        # lock wait can delay by seconds, and instances' clocks differ by up to leeway.
-        # A one-second overlap lost such revocations for good (tests/multi).
-        overlap = max(self.settings.leeway, _RESYNC_OVERLAP)
+        # lock wait can delay by up to the store's max_write_delay, and instances' clocks
+        # differ by up to leeway. A one-second overlap lost such revocations for good
+        # (tests/multi). An unbounded delay (inf) re-reads back to the horizon.
+        overlap = max(self.settings.leeway, self.store.max_write_delay)
         since = (
             horizon
             if self._revocations_synced_at is None

@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.shared_databas
 
 ABSOLUTE_TTL = 4.0
 PURGE_INTERVAL = 1.0
-#: The purge lock's key (keyfob.store.postgres._PURGE_LOCK): "keyfob" in ASCII, then 2.
+#: The purge lock's key (keyfob.store.postgres.statements.PURGE_LOCK): "keyfob", then 2.
 PURGE_LOCK_KEY = (0x6B6579666F62 << 16) | 2
 
 

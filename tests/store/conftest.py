@@ -12,12 +12,6 @@ CAPABILITIES = {
 }
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "sql_database: a test of the SQL database under a store (tests/store)"
-    )
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "unusable_url" in metafunc.fixturenames:
         metafunc.parametrize("unusable_url", getattr(metafunc.cls, "unusable_urls", ()))
