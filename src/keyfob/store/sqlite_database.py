@@ -26,9 +26,10 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from ..exceptions import KeyfobError, StoreIntegrityError, StoreUnavailable
+from ..settings.model import SqliteSync
 from .migrations import (
     LEDGER_DDL,
     LEDGER_SELECT,
@@ -44,7 +45,8 @@ __all__ = ["SQLiteDatabase", "Synchronous", "execute", "execute_many", "write_tr
 logger = logging.getLogger("keyfob")
 
 T = TypeVar("T")
-Synchronous = Literal["full", "normal"]
+#: PRAGMA synchronous: "full" survives power loss (the default), "normal" does not.
+Synchronous = SqliteSync
 
 
 class SQLiteDatabase:
