@@ -27,7 +27,7 @@ from ..exceptions import KeyfobError
 from ..manager import ReuseHook, SessionManager
 from ..settings import Settings
 from ..store import Store, open_store
-from ..transports.csrf import normalize_origin
+from ..transports.refresh import RefreshTransport
 from .context import ServerContext
 from .errors import handle_exception, handle_http_exception, handle_keyfob_error
 from .hot import KeyfobApp
@@ -87,14 +87,12 @@ def create_app(
         if limits.storage_uri == DEFAULT_STORAGE_URI:
             limits = dataclasses.replace(limits, storage_uri=redis_storage_uri(settings.redis_url))
     manager = SessionManager(settings, store, clock=clock, on_reuse=on_reuse)
-    origins = settings.allowed_origins or (settings.issuer,)
-    allowed = frozenset(o for o in map(normalize_origin, origins) if o)
     limiter = RateLimiter(limits)
     ctx = ServerContext(
         settings=settings,
         manager=manager,
         limiter=limiter,
-        allowed_origins=allowed,
+        transport=RefreshTransport.from_settings(settings),
     )
     auth = AuthRoutes(ctx)
     oauth = OAuthRoutes(ctx)
