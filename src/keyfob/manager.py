@@ -60,6 +60,7 @@ from .exceptions import (
     UserError,
     UserNotFound,
 )
+from .revocation_feed import RevocationFeed
 from .settings import Settings, load_deployment_secret
 from .store.protocol import Store
 
@@ -94,11 +95,13 @@ class SessionManager:
         *,
         clock: Clock | None = None,
         on_reuse: ReuseHook | None = None,
+        revocation_feed: RevocationFeed | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.on_reuse = on_reuse
+        self.revocation_feed = revocation_feed
         secrets_newest_first = load_deployment_secret(settings)
         self._codec = RefreshTokenCodec([derive_mac_key(s) for s in secrets_newest_first])
         self._keks = [derive_kek(s) for s in secrets_newest_first]
@@ -349,6 +352,8 @@ class SessionManager:
         )
         if revoked is None:
             return False
+        if self.revocation_feed is not None:
+            await self.revocation_feed.publish([revoked.sid])
         self._remember_revoked(revoked.sid, now)
         await self._event(
             EventKind.REVOKE, now, user_id=revoked.user_id, sid=sid, detail=reason.value
@@ -371,6 +376,8 @@ class SessionManager:
         sids = await self.store.revoke_user_sessions(
             user_id, now=now, reason=reason.value, except_sid=except_sid
         )
+        if sids and self.revocation_feed is not None:
+            await self.revocation_feed.publish(sids)
         for sid in sids:
             self._remember_revoked(sid, now)
         if sids:
@@ -440,6 +447,8 @@ class SessionManager:
         through one worker is refused by every worker at once.
         """
         marker = self.store.revocation_marker()
+        if self.revocation_feed is not None:
+            marker = (marker, self.revocation_feed.marker)
         if marker != self._revocation_marker:
             await self.sync_revocations()
             self._revocation_marker = marker
@@ -584,6 +593,8 @@ class SessionManager:
                 session.sid, now=now, reason=RevokeReason.REUSE_DETECTED.value
             )
             sids = [] if revoked is None else [revoked.sid]
+        if sids and self.revocation_feed is not None:
+            await self.revocation_feed.publish(sids)
         for sid in sids:
             self._remember_revoked(sid, now)
         event = SecurityEvent(

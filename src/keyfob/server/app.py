@@ -74,19 +74,19 @@ def create_app(
         settings = settings.replace(issuer=DEFAULT_ISSUER)
     if store is None:
         store = open_store(settings.store_url, settings=settings)
-    # The purge lock is the database's, whatever wraps the store.
     purge_lock = store if isinstance(store, PurgeLock) else None
     fanout: RevocationFanout | None = None
     limits = rate_limits or RateLimits()
     if settings.redis_url:
         # Imported here: redis is an optional dependency, needed only with a Redis URL.
-        from .fanout import FanoutStore, RevocationFanout
+        from .fanout import RevocationFanout
 
         fanout = RevocationFanout(settings.redis_url)
-        store = FanoutStore(store, fanout)
         if limits.storage_uri == DEFAULT_STORAGE_URI:
             limits = dataclasses.replace(limits, storage_uri=redis_storage_uri(settings.redis_url))
-    manager = SessionManager(settings, store, clock=clock, on_reuse=on_reuse)
+    manager = SessionManager(
+        settings, store, clock=clock, on_reuse=on_reuse, revocation_feed=fanout
+    )
     limiter = RateLimiter(limits)
     ctx = ServerContext(
         settings=settings,
