@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from ..core.clock import Clock
@@ -56,6 +57,7 @@ def create_app(
     *,
     on_reuse: ReuseHook | None = None,
     rate_limits: RateLimits | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> Starlette:
     """The auth server for ``settings``, on ``store`` (default: ``settings.store_url``).
 
@@ -69,6 +71,11 @@ def create_app(
 
     The lifespan runs the background jobs of :mod:`keyfob.server.maintenance`:
     revocation resync, signing-key reload and purge.
+
+    ``middleware`` is handed to Starlette (outermost first), like middleware added later
+    with ``app.add_middleware``; either way it sees every request, the hot routes'
+    (refresh, token, ``/auth/me``) too, which then give up their shortcut past the
+    stack (:mod:`.hot`).
     """
     if not settings.issuer:
         settings = settings.replace(issuer=DEFAULT_ISSUER)
@@ -123,8 +130,9 @@ def create_app(
             await limiter.aclose()
             await manager.close()
 
-    # The hot routes (refresh, token, protected) skip Starlette's routing (.hot); they
-    # stay in the route list too, for HEAD, 405 answers and the OpenAPI document.
+    # The hot routes (refresh, token, protected) skip Starlette's layers when it has
+    # no user middleware (.hot); they stay in the route list too, for HEAD, 405 answers
+    # and the OpenAPI document.
     app = KeyfobApp(
         hot_routes={
             (method, route.path): route.endpoint
@@ -133,6 +141,7 @@ def create_app(
             if method != "HEAD"
         },
         routes=routes,
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
             KeyfobError: handle_keyfob_error,
