@@ -3,7 +3,9 @@ logout-all, the sessions list, and ``/auth/me``.
 
 Token routes (login, refresh) answer with ``Cache-Control: no-store``. The refresh token
 travels in the cookie (the default) or in the JSON body (``transport: "body"``); a request
-that carries both is refused as ambiguous (spec §5).
+that carries both is refused as ambiguous (spec §5). Those rules, and the cookie's CSRF
+and ``Origin`` checks, are :class:`~keyfob.transports.refresh.RefreshTransport`'s: the
+handlers here read a request's values for it and turn its answers into responses.
 """
 
 from __future__ import annotations
