@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
-from keyfob.exceptions import CSRFRejected, MalformedAccessToken, MissingCredentials
-from keyfob.transports import (
+from keyfob import MalformedAccessToken, Settings
+from keyfob.exceptions import (
+    CSRFRejected,
+    InsecureCookieTransport,
+    InvalidRequest,
+    KeyfobError,
+    MissingCredentials,
+)
+from keyfob.transports.bearer import bearer_token, www_authenticate
+from keyfob.transports.cookies import (
     CookiePolicy,
-    bearer_token,
-    check_csrf,
     clear_refresh_cookie,
     is_local_host,
-    normalize_origin,
-    origin_allowed,
     read_refresh_cookie,
     refresh_cookie,
     refresh_cookie_max_age,
-    www_authenticate,
 )
+from keyfob.transports.csrf import (
+    check_csrf,
+    check_origin,
+    normalize_origin,
+    origin_allowed,
+    request_origin,
+)
+from keyfob.transports.refresh import RefreshTransport
 
 SECURE = CookiePolicy(name="__Secure-keyfob_refresh", path="/auth", secure=True)
 
@@ -203,3 +216,155 @@ def test_csrf_refusals(overrides: dict[str, str | None]) -> None:
     """No header, a wrong value, a foreign or null Origin, or a cross-site fetch is refused."""
     with pytest.raises(CSRFRejected):
         _check(**overrides)
+
+
+def test_check_origin() -> None:
+    """check_origin passes an allowed or own Origin and refuses any other."""
+    allowed = {"https://app.example.com"}
+    check_origin("https://app.example.com", allowed_origins=allowed, own_origin="")
+    with pytest.raises(CSRFRejected, match="Origin is not allowed"):
+        check_origin("https://evil.example", allowed_origins=allowed, own_origin="")
+
+
+def test_request_origin() -> None:
+    """A request's own origin is its scheme and Host, normalized; a junk Host is no origin."""
+    assert request_origin("https", "Auth.Example.com:443") == "https://auth.example.com"
+    assert request_origin("http", "localhost:8000") == "http://localhost:8000"
+    assert request_origin("https", "") == ""
+
+
+def test_a_required_cookie_policy_refuses_plain_http_elsewhere() -> None:
+    """Where no refresh cookie may travel, a client that asks for one is refused."""
+    with pytest.raises(InsecureCookieTransport, match="HTTPS"):
+        CookiePolicy.required_for_request("secure-path", scheme="http", host="example.com")
+    assert (
+        CookiePolicy.required_for_request("secure-path", scheme="https", host="example.com")
+        == SECURE
+    )
+
+
+# the refresh-token transport
+
+APP = "https://app.example.com"
+TRANSPORT = RefreshTransport(allowed_origins=[APP, "null", "not an origin"])
+#: The headers of a cookie refresh that passes every check.
+COOKIE_REFRESH = {
+    "host": "auth.example.com",
+    "cookie": f"{SECURE.name}=kfrt_a",
+    "x-keyfob-csrf": "1",
+}
+
+
+def test_allowed_origins_are_normalized_and_default_to_the_issuer() -> None:
+    """Allowed origins are kept normalized, junk dropped; with none, the issuer's origin."""
+    assert TRANSPORT.allowed_origins == {APP}
+    settings = Settings(issuer="https://Auth.Example.com:443/")
+    assert RefreshTransport.from_settings(settings).allowed_origins == {"https://auth.example.com"}
+    configured = settings.replace(allowed_origins=("https://a.example", "https://b.example"))
+    transport = RefreshTransport.from_settings(configured)
+    assert transport.allowed_origins == {"https://a.example", "https://b.example"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "insecure_dev_cookies", "scheme", "host", "name"),
+    [
+        ("secure-path", False, "https", "auth.example.com", "__Secure-keyfob_refresh"),
+        ("secure-path", False, "http", "localhost:8000", "__Secure-keyfob_refresh"),
+        ("host", False, "https", "auth.example.com", "__Host-keyfob_refresh"),
+        ("secure-path", False, "http", "auth.example.com", None),
+        ("secure-path", True, "http", "auth.example.com", "keyfob_refresh"),
+        ("host", True, "http", "auth.example.com", "keyfob_refresh"),
+        ("secure-path", True, "https", "auth.example.com", "__Secure-keyfob_refresh"),
+    ],
+)
+def test_the_cookie_policy_follows_scheme_and_host(
+    mode: Literal["secure-path", "host"],
+    insecure_dev_cookies: bool,
+    scheme: str,
+    host: str,
+    name: str | None,
+) -> None:
+    """The cookie of a request depends on the mode, the scheme, the Host and the switch."""
+    transport = RefreshTransport(
+        allowed_origins=(), cookie_mode=mode, insecure_dev_cookies=insecure_dev_cookies
+    )
+    policy = transport.cookie_policy(scheme, {"host": host})
+    assert (policy and policy.name) == name
+
+
+@pytest.mark.parametrize(
+    ("scheme", "headers", "outcome"),
+    [
+        ("https", {"host": "auth.example.com"}, SECURE),
+        ("https", {"host": "auth.example.com", "origin": APP}, SECURE),
+        ("https", {"host": "auth.example.com", "origin": "https://auth.example.com"}, SECURE),
+        ("https", {"host": "auth.example.com", "origin": "https://evil.example"}, CSRFRejected),
+        ("https", {"host": "auth.example.com", "origin": "null"}, CSRFRejected),
+        ("http", {"host": "auth.example.com"}, InsecureCookieTransport),
+        ("http", {"host": "auth.example.com", "origin": APP}, InsecureCookieTransport),
+    ],
+)
+def test_a_cookie_login(
+    scheme: str, headers: dict[str, str], outcome: CookiePolicy | type[KeyfobError]
+) -> None:
+    """A cookie login gets the request's cookie, unless no cookie may travel there or
+    its Origin is foreign."""
+    if isinstance(outcome, CookiePolicy):
+        assert TRANSPORT.login_cookie_policy(scheme, headers) == outcome
+    else:
+        with pytest.raises(outcome):
+            TRANSPORT.login_cookie_policy(scheme, headers)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "headers", "body_token", "outcome"),
+    [
+        # no refresh cookie: the body's token (or nothing) is the credential
+        ("https", {"host": "auth.example.com"}, "kfrt_b", ()),
+        ("https", {"host": "auth.example.com"}, None, ()),
+        ("https", {"host": "auth.example.com", "cookie": "other=1"}, "kfrt_b", ()),
+        ("http", {**COOKIE_REFRESH, "cookie": "keyfob_refresh=kfrt_a"}, None, ()),
+        # the cookie, after the CSRF checks
+        ("https", COOKIE_REFRESH, None, ("kfrt_a",)),
+        ("http", {**COOKIE_REFRESH, "host": "localhost:8000"}, None, ("kfrt_a",)),
+        ("https", {**COOKIE_REFRESH, "origin": APP}, None, ("kfrt_a",)),
+        ("https", {**COOKIE_REFRESH, "origin": "https://auth.example.com"}, None, ("kfrt_a",)),
+        ("https", {**COOKIE_REFRESH, "sec-fetch-site": "same-origin"}, None, ("kfrt_a",)),
+        (
+            "https",
+            {**COOKIE_REFRESH, "cookie": f"{SECURE.name}=kfrt_x; {SECURE.name}=kfrt_y"},
+            None,
+            ("kfrt_x", "kfrt_y"),
+        ),
+        ("https", {"host": "auth.example.com", "cookie": f"{SECURE.name}=v"}, None, CSRFRejected),
+        ("https", {**COOKIE_REFRESH, "x-keyfob-csrf": "true"}, None, CSRFRejected),
+        ("https", {**COOKIE_REFRESH, "origin": "https://evil.example"}, None, CSRFRejected),
+        ("https", {**COOKIE_REFRESH, "sec-fetch-site": "cross-site"}, None, CSRFRejected),
+        # the cookie and the body at once: ambiguous, whatever else the request says
+        ("https", COOKIE_REFRESH, "kfrt_b", InvalidRequest),
+        ("https", {"host": "auth.example.com", "cookie": f"{SECURE.name}=v"}, "b", InvalidRequest),
+    ],
+)
+def test_the_refresh_token_a_request_presents(
+    scheme: str,
+    headers: dict[str, str],
+    body_token: str | None,
+    outcome: tuple[str, ...] | type[KeyfobError],
+) -> None:
+    """The refresh cookies a request presents, if it may present any: never beside a
+    body token, and only with the CSRF checks passed."""
+    if isinstance(outcome, tuple):
+        policy, cookies = TRANSPORT.presented_cookies(scheme, headers, body_token=body_token)
+        assert cookies == outcome
+        assert (policy is None) == (not outcome)
+    else:
+        with pytest.raises(outcome) as raised:
+            TRANSPORT.presented_cookies(scheme, headers, body_token=body_token)
+        assert type(raised.value) is outcome
+
+
+def test_the_cookie_is_set_for_the_rest_of_the_session_and_cleared() -> None:
+    """set_cookie lives until the session's absolute deadline; clear_cookie deletes it."""
+    value = TRANSPORT.set_cookie(SECURE, "kfrt_n", absolute_expires_at=1060.5, now=1000.0)
+    assert value == refresh_cookie(SECURE, "kfrt_n", max_age=60)
+    assert TRANSPORT.clear_cookie(SECURE) == clear_refresh_cookie(SECURE)

@@ -41,6 +41,7 @@ from .core.refresh_tokens import (
 from .core.revocation import RevokedSids
 from .events import EventLog
 from .exceptions import BadSignature, ConfigurationError
+from .revocation_feed import RevocationFeed
 from .sessions import ReuseHook, Sessions, clean_device
 from .settings import Settings, load_deployment_secret
 from .signing_keys import SigningKeys
@@ -69,10 +70,13 @@ class SessionManager:
         *,
         clock: Clock | None = None,
         on_reuse: ReuseHook | None = None,
+        revocation_feed: RevocationFeed | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock: Clock = clock or SystemClock()
+        #: Tells other instances of this manager's revocations and hears theirs (optional).
+        self.revocation_feed = revocation_feed
         secrets_newest_first = load_deployment_secret(settings)
         self._codec = RefreshTokenCodec([derive_mac_key(s) for s in secrets_newest_first])
         self.event_log = EventLog(store)
@@ -294,6 +298,8 @@ class SessionManager:
         through one worker is refused by every worker at once.
         """
         marker = self.store.revocation_marker()
+        if self.revocation_feed is not None:
+            marker = (marker, self.revocation_feed.marker)
         if marker != self._revocation_marker:
             await self.sync_revocations()
             self._revocation_marker = marker
@@ -383,9 +389,13 @@ class SessionManager:
         )
 
     async def _revoked(self, sids: Sequence[str], at: float) -> None:
+        # Refused here at once; then announced, so other instances need not wait for
+        # their next resync from the store.
         if self._verifier is not None:
             for sid in sids:
                 self._verifier.remember_revoked(sid, at)
+        if sids and self.revocation_feed is not None:
+            await self.revocation_feed.publish(sids)
 
     def _use_keys(self, keys: KeySet) -> None:
         if self._verifier is not None:

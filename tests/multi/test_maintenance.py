@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from keyfob import SessionManager, Settings
 from keyfob.exceptions import ConfigurationError
 from keyfob.server import create_app
-from keyfob.server.fanout import CHANNEL, FanoutStore
+from keyfob.server.fanout import CHANNEL, RevocationFanout
 from keyfob.server.maintenance import (
     purge_in_batches,
     reload_keys_if_changed,
@@ -125,13 +125,15 @@ def test_intervals_must_be_positive() -> None:
 async def test_with_a_redis_url_the_app_shares_counters_and_fans_out_revocations(
     redis_server: RedisServer,
 ) -> None:
-    """create_app with KEYFOB_REDIS_URL: the store announces revocations on the channel,
+    """create_app with KEYFOB_REDIS_URL: the manager announces revocations on the channel,
     the rate limits count in Redis (falling back in process), and the lifespan closes
     every connection (warnings are errors here)."""
     url = f"redis://{redis_server.host}:{redis_server.port}/3"
-    app = create_app(FAST_SETTINGS.replace(redis_url=url), MemoryStore())
+    store = MemoryStore()
+    app = create_app(FAST_SETTINGS.replace(redis_url=url), store)
     manager = app.state.manager
-    assert isinstance(manager.store, FanoutStore)
+    assert manager.store is store
+    assert isinstance(manager.revocation_feed, RevocationFanout)
     assert isinstance(app.state.keyfob.limiter.storage, FallbackStorage)
     spy = aioredis.Redis.from_url(url)
     try:

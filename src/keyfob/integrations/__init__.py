@@ -4,9 +4,9 @@
   ``AuthenticationBackend`` that verifies bearer access tokens locally.
 - :mod:`keyfob.integrations.fastapi`: ``KeyfobAuth`` (keyfob's routes inside your app)
   and the ``require_session()`` dependency.
-- :mod:`keyfob.integrations.verifier`: ``TokenVerifier``, the one protocol both verify
-  access tokens through (a ``SessionManager`` or a verifier of tokens issued elsewhere);
-  it needs no framework.
+Both verify access tokens through one framework-free protocol,
+:class:`keyfob.transports.bearer.TokenVerifier` (a ``SessionManager``, a store-free
+:class:`keyfob.verifier.Verifier`, or a verifier of tokens issued elsewhere).
 
 Nothing is imported here, so ``import keyfob.integrations`` needs no framework; each
 framework's module needs its own (``pip install 'keyfob[server]'`` or ``'keyfob[fastapi]'``).

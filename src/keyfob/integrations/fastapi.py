@@ -23,7 +23,7 @@ How the pieces find each other:
   RFC 6750 says, with a JSON ``{error, error_description}`` body.
 - A service that only *verifies* tokens issued elsewhere uses
   ``KeyfobAuth(verifier).install(app)`` with any
-  :class:`~keyfob.integrations.verifier.TokenVerifier` (an object with
+  :class:`~keyfob.transports.bearer.TokenVerifier` (an object with
   ``async verify_access_token_fresh(token) -> Principal``); no routes are added.
 
 The routes stay at the paths keyfob serves them on (``/auth/...``), because the refresh
@@ -59,8 +59,8 @@ from ..exceptions import (
 )
 from ..settings import Settings
 from ..store.protocol import Store
+from ..transports.bearer import TokenVerifier, verify_bearer
 from .starlette import error_response
-from .verifier import TokenVerifier, verify_bearer
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette

@@ -16,7 +16,7 @@ with ``@requires``); a request whose token is refused gets a 401 JSON answer wit
 ``WWW-Authenticate: Bearer error="invalid_token"`` from :func:`on_auth_error`. The
 credentials are ``"authenticated"`` plus the token's scopes.
 
-The verifier is any :class:`~keyfob.integrations.verifier.TokenVerifier`: a
+The verifier is any :class:`~keyfob.transports.bearer.TokenVerifier`: a
 :class:`~keyfob.SessionManager` (the auth server's, in the same process, which pulls in
 sessions revoked by other processes before each check) or anything else with
 ``async verify_access_token_fresh(token) -> Principal``. Errors are answered by
@@ -44,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from ..core.models import Principal
 from ..exceptions import InvalidToken, KeyfobError, MissingCredentials, StoreUnavailable
 from ..oauth.errors import render_error
-from .verifier import TokenVerifier, verify_bearer
+from ..transports.bearer import TokenVerifier, verify_bearer
 
 __all__ = [
     "KeyfobAuthenticationError",

@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from ..core.clock import Clock
@@ -27,7 +28,7 @@ from ..exceptions import KeyfobError
 from ..manager import ReuseHook, SessionManager
 from ..settings import Settings
 from ..store import Store, open_store
-from ..transports.csrf import normalize_origin
+from ..transports.refresh import RefreshTransport
 from .context import ServerContext
 from .errors import handle_exception, handle_http_exception, handle_keyfob_error
 from .hot import KeyfobApp
@@ -56,6 +57,7 @@ def create_app(
     *,
     on_reuse: ReuseHook | None = None,
     rate_limits: RateLimits | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> Starlette:
     """The auth server for ``settings``, on ``store`` (default: ``settings.store_url``).
 
@@ -69,32 +71,35 @@ def create_app(
 
     The lifespan runs the background jobs of :mod:`keyfob.server.maintenance`:
     revocation resync, signing-key reload and purge.
+
+    ``middleware`` is handed to Starlette (outermost first), like middleware added later
+    with ``app.add_middleware``; either way it sees every request, the hot routes'
+    (refresh, token, ``/auth/me``) too, which then give up their shortcut past the
+    stack (:mod:`.hot`).
     """
     if not settings.issuer:
         settings = settings.replace(issuer=DEFAULT_ISSUER)
     if store is None:
         store = open_store(settings.store_url, settings=settings)
-    # The purge lock is the database's, whatever wraps the store.
     purge_lock = store if isinstance(store, PurgeLock) else None
     fanout: RevocationFanout | None = None
     limits = rate_limits or RateLimits()
     if settings.redis_url:
         # Imported here: redis is an optional dependency, needed only with a Redis URL.
-        from .fanout import FanoutStore, RevocationFanout
+        from .fanout import RevocationFanout
 
         fanout = RevocationFanout(settings.redis_url)
-        store = FanoutStore(store, fanout)
         if limits.storage_uri == DEFAULT_STORAGE_URI:
             limits = dataclasses.replace(limits, storage_uri=redis_storage_uri(settings.redis_url))
-    manager = SessionManager(settings, store, clock=clock, on_reuse=on_reuse)
-    origins = settings.allowed_origins or (settings.issuer,)
-    allowed = frozenset(o for o in map(normalize_origin, origins) if o)
+    manager = SessionManager(
+        settings, store, clock=clock, on_reuse=on_reuse, revocation_feed=fanout
+    )
     limiter = RateLimiter(limits)
     ctx = ServerContext(
         settings=settings,
         manager=manager,
         limiter=limiter,
-        allowed_origins=allowed,
+        transport=RefreshTransport.from_settings(settings),
     )
     auth = AuthRoutes(ctx)
     oauth = OAuthRoutes(ctx)
@@ -125,8 +130,9 @@ def create_app(
             await limiter.aclose()
             await manager.close()
 
-    # The hot routes (refresh, token, protected) skip Starlette's routing (.hot); they
-    # stay in the route list too, for HEAD, 405 answers and the OpenAPI document.
+    # The hot routes (refresh, token, protected) skip Starlette's layers when it has
+    # no user middleware (.hot); they stay in the route list too, for HEAD, 405 answers
+    # and the OpenAPI document.
     app = KeyfobApp(
         hot_routes={
             (method, route.path): route.endpoint
@@ -135,6 +141,7 @@ def create_app(
             if method != "HEAD"
         },
         routes=routes,
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
             KeyfobError: handle_keyfob_error,

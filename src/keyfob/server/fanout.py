@@ -10,12 +10,13 @@ server's periodic resync. Redis adds a second, independent path:
   revoked-sid set can subscribe to :data:`CHANNEL` (one message per revoked session, the
   payload is its ``sid``) instead of polling keyfob.
 
-:class:`FanoutStore` wraps the server's store: after a revocation commits it publishes
-the sids, and its :meth:`~FanoutStore.revocation_marker` combines the store's own
-marker with a counter the subscriber bumps on every message (and on every
-(re)subscription, since messages sent while nobody listened are lost). The
-:class:`~keyfob.SessionManager` sees the marker move and resyncs from the store, exactly
-as it does on a ``NOTIFY``: the message only says *look*, the store stays the truth.
+:class:`RevocationFanout` is the manager's :class:`~keyfob.revocation_feed.RevocationFeed`:
+the :class:`~keyfob.SessionManager` publishes the sids of every revocation it commits,
+and compares the fan-out's :attr:`~RevocationFanout.marker`, a counter the subscriber
+bumps on every message (and on every (re)subscription, since messages sent while nobody
+listened are lost), beside the store's own marker. When it moves, the manager resyncs
+from the store, exactly as it does on a ``NOTIFY``: the message only says *look*, the
+store stays the truth.
 
 Redis is never required for correctness. A publish that fails is logged and publishing
 pauses for :data:`RETRY_AFTER` seconds (the store's own marker and the resync carry the
@@ -37,11 +38,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ..core.keys import KeyRecord
-from ..core.models import EventKind, SecurityEvent, Session, User
-from ..store.protocol import RevokedSession, Store
-
-__all__ = ["CHANNEL", "RETRY_AFTER", "FanoutStore", "RevocationFanout"]
+__all__ = ["CHANNEL", "RETRY_AFTER", "RevocationFanout"]
 
 logger = logging.getLogger("keyfob.server")
 
@@ -71,7 +68,8 @@ def redis_client(url: str, *, timeout: float = TIMEOUT) -> aioredis.Redis:
 
 
 class RevocationFanout:
-    """Publishes revoked sids to :data:`CHANNEL` and counts the messages heard on it.
+    """Publishes revoked sids to :data:`CHANNEL` and counts the messages heard on it
+    (a :class:`~keyfob.revocation_feed.RevocationFeed`).
 
     ``await start()`` starts the subscriber (it never fails for want of Redis: it keeps
     trying in the background); ``await close()`` stops it.
@@ -181,117 +179,3 @@ class RevocationFanout:
                     await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-
-
-class FanoutStore:
-    """A :class:`~keyfob.store.Store` that announces its revocations through a
-    :class:`RevocationFanout` and whose revocation marker also moves when another
-    instance announces one. Everything else goes to the wrapped store unchanged."""
-
-    def __init__(self, store: Store, fanout: RevocationFanout) -> None:
-        self.inner = store
-        self.fanout = fanout
-        self.scheme = store.scheme
-
-    def __repr__(self) -> str:
-        return f"FanoutStore({self.inner!r})"
-
-    def revocation_marker(self) -> object:
-        return (self.inner.revocation_marker(), self.fanout.marker)
-
-    async def revoke_session(
-        self, sid: str, *, now: float, reason: str, user_id: str | None = None
-    ) -> Session | None:
-        revoked = await self.inner.revoke_session(sid, now=now, reason=reason, user_id=user_id)
-        if revoked is not None:
-            await self.fanout.publish([revoked.sid])
-        return revoked
-
-    async def revoke_user_sessions(
-        self, user_id: str, *, now: float, reason: str, except_sid: str | None = None
-    ) -> list[str]:
-        sids = await self.inner.revoke_user_sessions(
-            user_id, now=now, reason=reason, except_sid=except_sid
-        )
-        await self.fanout.publish(sids)
-        return sids
-
-    # lifecycle
-
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def migrate(self) -> list[str]:
-        return await self.inner.migrate()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    # the rest of the sessions protocol, unchanged
-
-    async def create_session(self, session: Session) -> None:
-        await self.inner.create_session(session)
-
-    async def rotate(
-        self, sid: str, *, counter: int, secret_hash: bytes, now: float, idle_ttl: float
-    ) -> Session | None:
-        return await self.inner.rotate(
-            sid, counter=counter, secret_hash=secret_hash, now=now, idle_ttl=idle_ttl
-        )
-
-    async def get_session(self, sid: str) -> Session | None:
-        return await self.inner.get_session(sid)
-
-    async def list_sessions(self, user_id: str, *, now: float) -> list[Session]:
-        return await self.inner.list_sessions(user_id, now=now)
-
-    async def revoked_since(self, since: float, *, now: float) -> list[RevokedSession]:
-        return await self.inner.revoked_since(since, now=now)
-
-    async def purge_sessions(self, *, now: float, revoked_before: float, limit: int) -> int:
-        return await self.inner.purge_sessions(now=now, revoked_before=revoked_before, limit=limit)
-
-    async def count_sessions(self) -> int:
-        return await self.inner.count_sessions()
-
-    # users, events, keys
-
-    async def create_user(self, user: User) -> None:
-        await self.inner.create_user(user)
-
-    async def get_user(self, user_id: str) -> User | None:
-        return await self.inner.get_user(user_id)
-
-    async def get_user_by_name(self, username: str) -> User | None:
-        return await self.inner.get_user_by_name(username)
-
-    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        await self.inner.set_password_hash(user_id, password_hash)
-
-    async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[User]:
-        return await self.inner.list_users(limit=limit, offset=offset)
-
-    async def record_event(self, event: SecurityEvent) -> None:
-        await self.inner.record_event(event)
-
-    async def list_events(
-        self,
-        *,
-        limit: int = 100,
-        kind: EventKind | None = None,
-        user_id: str | None = None,
-        sid: str | None = None,
-        before_id: int | None = None,
-    ) -> list[SecurityEvent]:
-        return await self.inner.list_events(
-            limit=limit, kind=kind, user_id=user_id, sid=sid, before_id=before_id
-        )
-
-    async def load_keys(self) -> list[KeyRecord]:
-        return await self.inner.load_keys()
-
-    async def save_keys(self, records: Sequence[KeyRecord]) -> None:
-        await self.inner.save_keys(records)
-
-    async def delete_keys(self, kids: Sequence[str]) -> None:
-        await self.inner.delete_keys(kids)

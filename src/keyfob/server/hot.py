@@ -6,6 +6,12 @@ exception-handler lookup. Together those cost about as much as the route's own P
 work on a protected call (docs/benchmarks.md). The handlers are the same ones Starlette
 routes to, and errors become the same JSON answers; every other request, and any
 request under a ``root_path`` (the app mounted inside another), goes through Starlette.
+
+Only while the stack holds nothing but Starlette's own error layers: middleware the
+user installed (``create_app(middleware=...)`` or ``app.add_middleware``) must see
+every request, so with any, every request goes through the stack. Starlette builds the
+stack on the first call and refuses new middleware after that, so the choice is made
+once, there.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..exceptions import KeyfobError
 from .errors import error_response, handle_exception
@@ -30,13 +36,25 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class KeyfobApp(Starlette):
-    """Starlette, with ``hot_routes`` ((method, path) → handler) taken first."""
+    """Starlette, with ``hot_routes`` ((method, path) → handler) taken first unless the
+    app has middleware of the user's."""
 
     def __init__(self, *, hot_routes: Mapping[tuple[str, str], Endpoint], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._hot = dict(hot_routes)
+        self._hot_routes = dict(hot_routes)
+        #: The routes taken first: decided with the middleware stack.
+        self._hot: dict[tuple[str, str], Endpoint] = {}
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Starlette 1.x's request-body limit is a layer of the stack too.
+        body_limit = getattr(self, "max_body_size", None)
+        bypass = not self.user_middleware and body_limit is None
+        self._hot = self._hot_routes if bypass else {}
+        return super().build_middleware_stack()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
         if scope["type"] == "http" and not scope.get("root_path"):
             endpoint = self._hot.get((scope["method"], scope["path"]))
             if endpoint is not None:

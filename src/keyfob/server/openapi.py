@@ -3,7 +3,8 @@
 
 It is the contract the schemathesis run in ``tests/server`` checks the app against:
 every status a route can answer is listed, so an undocumented status (a 5xx above all)
-fails the run.
+fails the run. The paths and their answers are here; the body shapes they refer to are
+in :mod:`.openapi_schemas`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,14 @@ from ..oauth.metadata import JWKS_PATH, METADATA_PATH, TOKEN_PATH
 from ..settings import Settings
 from ..transports.cookies import CookiePolicy
 from ..transports.csrf import CSRF_HEADER
+from .openapi_schemas import TEXT, component_schemas, ref
 from .requests import MAX_BODY_BYTES
 
 __all__ = ["openapi_document"]
 
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
-_TEXT = {"type": "string"}
-_ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+_ERROR = ref("Error")
 
 
 def _json_body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
@@ -59,7 +56,7 @@ def _ok(
     if cookie:
         headers["Set-Cookie"] = {
             "description": "the rotated refresh token (cookie transport)",
-            "schema": _TEXT,
+            "schema": TEXT,
         }
     return {"description": description, "headers": headers, "content": {_JSON: {"schema": schema}}}
 
@@ -68,7 +65,7 @@ def _no_content(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "headers": {
-            "Set-Cookie": {"description": "deletes the refresh cookie", "schema": _TEXT},
+            "Set-Cookie": {"description": "deletes the refresh cookie", "schema": TEXT},
         },
     }
 
@@ -137,7 +134,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "operationId": "register",
                     "requestBody": _json_body(credentials),
                     "responses": _responses(
-                        {"201": _ok("the account", _ref("User"))},
+                        {"201": _ok("the account", ref("User"))},
                         "400",
                         "409",
                         "413",
@@ -158,7 +155,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "operationId": "login",
                     "requestBody": _json_body(login),
                     "responses": _responses(
-                        {"200": _ok("tokens", _ref("Tokens"), no_store=True, cookie=True)},
+                        {"200": _ok("tokens", ref("Tokens"), no_store=True, cookie=True)},
                         "400",
                         "403",
                         "413",
@@ -177,9 +174,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     ),
                     "operationId": "refresh",
                     "security": [*_COOKIE_AUTH, {}],
-                    "requestBody": _json_body(_ref("RefreshRequest"), required=False),
+                    "requestBody": _json_body(ref("RefreshRequest"), required=False),
                     "responses": _responses(
-                        {"200": _ok("tokens", _ref("Tokens"), no_store=True, cookie=True)},
+                        {"200": _ok("tokens", ref("Tokens"), no_store=True, cookie=True)},
                         "400",
                         "403",
                         "413",
@@ -197,7 +194,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     ),
                     "operationId": "logout",
                     "security": [*_COOKIE_AUTH, *_BEARER_AUTH, {}],
-                    "requestBody": _json_body(_ref("RefreshRequest"), required=False),
+                    "requestBody": _json_body(ref("RefreshRequest"), required=False),
                     "responses": _responses(
                         {"204": _no_content("logged out")},
                         "400",
@@ -215,7 +212,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "operationId": "logoutAll",
                     "security": _BEARER_AUTH,
                     "responses": _responses(
-                        {"200": _ok("how many sessions were revoked", _ref("Revoked"))},
+                        {"200": _ok("how many sessions were revoked", ref("Revoked"))},
                         "401",
                         "503",
                     ),
@@ -227,7 +224,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "operationId": "listSessions",
                     "security": _BEARER_AUTH,
                     "responses": _responses(
-                        {"200": _ok("sessions, newest first", _ref("SessionList"))},
+                        {"200": _ok("sessions, newest first", ref("SessionList"))},
                         "401",
                         "503",
                     ),
@@ -238,9 +235,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "summary": "Revoke one of the caller's sessions",
                     "operationId": "revokeSession",
                     "security": _BEARER_AUTH,
-                    "parameters": [
-                        {"name": "sid", "in": "path", "required": True, "schema": _TEXT}
-                    ],
+                    "parameters": [{"name": "sid", "in": "path", "required": True, "schema": TEXT}],
                     "responses": _responses({"204": _no_content("revoked")}, "401", "404", "503"),
                 }
             },
@@ -249,7 +244,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "summary": "The caller's identity, from the access token",
                     "operationId": "me",
                     "security": _BEARER_AUTH,
-                    "responses": _responses({"200": _ok("the caller", _ref("Me"))}, "401", "503"),
+                    "responses": _responses({"200": _ok("the caller", ref("Me"))}, "401", "503"),
                 }
             },
             TOKEN_PATH: {
@@ -258,10 +253,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "operationId": "token",
                     "requestBody": {
                         "required": True,
-                        "content": {_FORM: {"schema": _ref("TokenRequest")}},
+                        "content": {_FORM: {"schema": ref("TokenRequest")}},
                     },
                     "responses": _responses(
-                        {"200": _ok("tokens", _ref("OAuthTokens"), no_store=True)},
+                        {"200": _ok("tokens", ref("OAuthTokens"), no_store=True)},
                         "400",
                         "413",
                         "415",
@@ -274,14 +269,14 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "summary": "The public signing keys (RFC 7517)",
                     "operationId": "jwks",
-                    "responses": {"200": _ok("the key set", _ref("JWKS"))},
+                    "responses": {"200": _ok("the key set", ref("JWKS"))},
                 }
             },
             METADATA_PATH: {
                 "get": {
                     "summary": "Authorization-server metadata (RFC 8414)",
                     "operationId": "metadata",
-                    "responses": {"200": _ok("the metadata", _ref("Metadata"))},
+                    "responses": {"200": _ok("the metadata", ref("Metadata"))},
                 }
             },
             "/openapi.json": {
@@ -322,141 +317,6 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "429": _error("too_many_requests", _RETRY_AFTER),
                 "503": _error("temporarily_unavailable: the store is unreachable", _RETRY_AFTER),
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "error_description"],
-                    "properties": {"error": _TEXT, "error_description": _TEXT},
-                },
-                "User": {
-                    "type": "object",
-                    "required": ["id", "username"],
-                    "properties": {"id": _TEXT, "username": _TEXT},
-                },
-                "RefreshRequest": {
-                    "type": "object",
-                    "properties": {"refresh_token": _TEXT},
-                },
-                "Tokens": {
-                    "type": "object",
-                    "required": ["access_token", "token_type", "expires_in"],
-                    "properties": {
-                        "access_token": _TEXT,
-                        "token_type": {"const": "Bearer"},
-                        "expires_in": {"type": "integer", "minimum": 0},
-                        "refresh_token": {
-                            "type": "string",
-                            "description": "only with transport body",
-                        },
-                    },
-                },
-                "TokenRequest": {
-                    "type": "object",
-                    "required": ["grant_type", "refresh_token"],
-                    "properties": {
-                        "grant_type": {"type": "string", "enum": ["refresh_token"]},
-                        "refresh_token": _TEXT,
-                        "client_id": _TEXT,
-                        "scope": _TEXT,
-                    },
-                },
-                "OAuthTokens": {
-                    "type": "object",
-                    "required": ["access_token", "token_type", "expires_in", "refresh_token"],
-                    "properties": {
-                        "access_token": _TEXT,
-                        "token_type": {"const": "Bearer"},
-                        "expires_in": {"type": "integer", "minimum": 0},
-                        "refresh_token": _TEXT,
-                        "scope": _TEXT,
-                    },
-                },
-                "Revoked": {
-                    "type": "object",
-                    "required": ["revoked"],
-                    "properties": {"revoked": {"type": "integer", "minimum": 0}},
-                },
-                "SessionList": {
-                    "type": "object",
-                    "required": ["sessions"],
-                    "properties": {"sessions": {"type": "array", "items": _ref("SessionInfo")}},
-                },
-                "SessionInfo": {
-                    "type": "object",
-                    "required": [
-                        "sid",
-                        "client_id",
-                        "device",
-                        "created_at",
-                        "last_used_at",
-                        "expires_at",
-                        "current",
-                    ],
-                    "properties": {
-                        "sid": _TEXT,
-                        "client_id": _TEXT,
-                        "device": {
-                            "type": "object",
-                            "required": ["user_agent", "ip"],
-                            "properties": {"user_agent": _TEXT, "ip": _TEXT},
-                        },
-                        "created_at": {"type": "integer", "description": "unix seconds"},
-                        "last_used_at": {"type": "integer", "description": "unix seconds"},
-                        "expires_at": {
-                            "type": "integer",
-                            "description": "unix seconds: the idle or absolute deadline",
-                        },
-                        "current": {
-                            "type": "boolean",
-                            "description": "the session of the access token used",
-                        },
-                    },
-                },
-                "Me": {
-                    "type": "object",
-                    "required": ["sub", "sid", "client_id", "scope", "exp"],
-                    "properties": {
-                        "sub": _TEXT,
-                        "sid": _TEXT,
-                        "client_id": _TEXT,
-                        "scope": _TEXT,
-                        "exp": {"type": "integer"},
-                    },
-                },
-                "JWKS": {
-                    "type": "object",
-                    "required": ["keys"],
-                    "properties": {
-                        "keys": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["kty", "kid"],
-                                "properties": {"kty": _TEXT, "kid": _TEXT, "alg": _TEXT},
-                            },
-                        }
-                    },
-                },
-                "Metadata": {
-                    "type": "object",
-                    "required": [
-                        "issuer",
-                        "token_endpoint",
-                        "jwks_uri",
-                        "response_types_supported",
-                    ],
-                    "properties": {
-                        "issuer": _TEXT,
-                        "token_endpoint": _TEXT,
-                        "jwks_uri": _TEXT,
-                        "grant_types_supported": {"type": "array", "items": _TEXT},
-                        "response_types_supported": {"type": "array", "items": _TEXT},
-                        "token_endpoint_auth_methods_supported": {
-                            "type": "array",
-                            "items": _TEXT,
-                        },
-                    },
-                },
-            },
+            "schemas": component_schemas(),
         },
     }

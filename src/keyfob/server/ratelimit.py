@@ -44,8 +44,7 @@ from limits.aio.strategies import (
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
-from ..exceptions import ConfigurationError
-from .errors import RateLimited
+from ..exceptions import ConfigurationError, RateLimited
 from .ratelimit_storage import CounterMemoryStorage, FallbackStorage
 
 __all__ = [

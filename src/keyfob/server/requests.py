@@ -14,8 +14,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from ..oauth.errors import InvalidRequest
-from .errors import PayloadTooLarge, UnsupportedMediaType
+from ..exceptions import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
     "MAX_BODY_BYTES",

@@ -3,7 +3,9 @@ logout-all, the sessions list, and ``/auth/me``.
 
 Token routes (login, refresh) answer with ``Cache-Control: no-store``. The refresh token
 travels in the cookie (the default) or in the JSON body (``transport: "body"``); a request
-that carries both is refused as ambiguous (spec §5).
+that carries both is refused as ambiguous (spec §5). Those rules, and the cookie's CSRF
+and ``Origin`` checks, are :class:`~keyfob.transports.refresh.RefreshTransport`'s: the
+handlers here read a request's values for it and turn its answers into responses.
 """
 
 from __future__ import annotations
@@ -16,17 +18,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..core.models import DeviceInfo, Principal, RevokeReason, Session, TokenPair
-from ..exceptions import AuthenticationFailed, InvalidGrant, MalformedToken
-from ..oauth.errors import InvalidRequest
-from ..transports.cookies import (
-    CookiePolicy,
-    InsecureCookieTransport,
-    refresh_cookie,
-    refresh_cookie_max_age,
+from ..exceptions import (
+    AuthenticationFailed,
+    InvalidGrant,
+    InvalidRequest,
+    MalformedToken,
+    NotFound,
 )
-from ..transports.csrf import CSRFRejected, origin_allowed
-from .context import ServerContext, client_address
-from .errors import NotFound, error_response
+from ..transports.cookies import CookiePolicy
+from .context import ServerContext, client_address, request_scheme
+from .errors import error_response
 from .requests import (
     MAX_BODY_BYTES,
     has_body,
@@ -49,6 +50,7 @@ class AuthRoutes:
         self.ctx = ctx
         self.manager = ctx.manager
         self.limiter = ctx.limiter
+        self.transport = ctx.transport
 
     def hot_routes(self) -> list[Route]:
         """The routes every client calls all the time (answered first: :mod:`.hot`)."""
@@ -87,19 +89,7 @@ class AuthRoutes:
             raise InvalidRequest('\'transport\' must be "cookie" or "body"')
         policy = None
         if transport == "cookie":
-            policy = self.ctx.cookie_policy(request)
-            if policy is None:
-                raise InsecureCookieTransport(
-                    "the refresh cookie needs HTTPS (or http://localhost); use "
-                    '"transport": "body", or set KEYFOB_INSECURE_DEV_COOKIES for development'
-                )
-            origin = request.headers.get("origin")
-            if origin is not None and not origin_allowed(
-                origin,
-                allowed_origins=self.ctx.allowed_origins,
-                own_origin=self.ctx.own_origin(request),
-            ):
-                raise CSRFRejected("the request's Origin is not allowed")
+            policy = self.transport.login_cookie_policy(request_scheme(request), request.headers)
         address = client_address(request)
         await self.limiter.check_login(address, username)
         device = DeviceInfo(user_agent=request.headers.get("user-agent", ""), ip=address)
@@ -115,19 +105,15 @@ class AuthRoutes:
 
     async def refresh(self, request: Request) -> Response:
         body_token = await _body_refresh_token(request)
-        policy = self.ctx.cookie_policy(request) if "cookie" in request.headers else None
-        cookies = self.ctx.refresh_cookies(request, policy)
+        policy, cookies = self.transport.presented_cookies(
+            request_scheme(request), request.headers, body_token=body_token
+        )
         if body_token is not None:
-            if cookies:
-                raise InvalidRequest(
-                    "the request carries a refresh token in both the cookie and the body"
-                )
             parsed = await self.ctx.parse_refresh(body_token)
             return self._token_answer(await self.manager.refresh(parsed), None)
-        if not cookies:
+        if policy is None:  # no body token and no cookie
             raise InvalidRequest("no refresh token: send the refresh cookie or {refresh_token}")
-        self.ctx.check_csrf(request)
-        clear = self.ctx.clear_cookie_headers(policy)
+        clear = {"Set-Cookie": self.transport.clear_cookie(policy)}
         if len(cookies) > 1:
             # A second cookie of the same name was planted (another path or domain).
             return error_response(InvalidRequest("more than one refresh cookie"), clear)
@@ -144,30 +130,25 @@ class AuthRoutes:
         Idempotent: a token of a session that is already gone still answers 204.
         """
         body_token = await _body_refresh_token(request)
-        policy = self.ctx.cookie_policy(request)
-        cookies = self.ctx.refresh_cookies(request, policy)
-        if body_token is not None and cookies:
-            raise InvalidRequest(
-                "the request carries a refresh token in both the cookie and the body"
-            )
+        _, cookies = self.transport.presented_cookies(
+            request_scheme(request), request.headers, body_token=body_token
+        )
         if body_token is not None:
             await self._logout_refresh_token(body_token)
         elif cookies:
-            self.ctx.check_csrf(request)
             for value in cookies:
                 await self._logout_refresh_token(value)
-        elif request.headers.getlist("authorization"):
+        elif "authorization" in request.headers:
             principal = await self.ctx.principal(request)
             await self.manager.revoke_session(
                 principal.sid, reason=RevokeReason.LOGOUT, user_id=principal.user_id
             )
-        return no_content(self.ctx.clear_cookie_headers(policy))
+        return no_content(self._clear_cookie(request))
 
     async def logout_all(self, request: Request) -> Response:
         principal = await self.ctx.principal(request)
         sids = await self.manager.logout_all(principal.user_id)
-        headers = self.ctx.clear_cookie_headers(self.ctx.cookie_policy(request))
-        return json_response({"revoked": len(sids)}, 200, headers)
+        return json_response({"revoked": len(sids)}, 200, self._clear_cookie(request))
 
     # protected routes
 
@@ -184,10 +165,7 @@ class AuthRoutes:
             sid, reason=RevokeReason.USER_REVOKED, user_id=principal.user_id
         ):
             raise NotFound("no such session")
-        headers = {}
-        if sid == principal.sid:
-            headers = self.ctx.clear_cookie_headers(self.ctx.cookie_policy(request))
-        return no_content(headers)
+        return no_content(self._clear_cookie(request) if sid == principal.sid else {})
 
     async def me(self, request: Request) -> Response:
         principal = await self.ctx.principal(request)
@@ -212,9 +190,18 @@ class AuthRoutes:
         if policy is None:
             body["refresh_token"] = pair.refresh_token.value
             return token_response(body)
-        max_age = refresh_cookie_max_age(pair.session.absolute_expires_at, self.manager.clock.now())
-        cookie = refresh_cookie(policy, pair.refresh_token.value, max_age=max_age)
+        cookie = self.transport.set_cookie(
+            policy,
+            pair.refresh_token.value,
+            absolute_expires_at=pair.session.absolute_expires_at,
+            now=self.manager.clock.now(),
+        )
         return token_response(body, {"Set-Cookie": cookie})
+
+    def _clear_cookie(self, request: Request) -> dict[str, str]:
+        """The header that deletes the refresh cookie of the request's origin, if any."""
+        policy = self.transport.cookie_policy(request_scheme(request), request.headers)
+        return {} if policy is None else {"Set-Cookie": self.transport.clear_cookie(policy)}
 
     async def _logout_refresh_token(self, token: str) -> None:
         # Not a token of ours: there is nothing to log out, which is what was asked.

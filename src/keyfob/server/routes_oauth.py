@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..oauth.errors import InvalidRequest, UnsupportedGrantType
+from ..exceptions import InvalidRequest, UnsupportedGrantType
 from ..oauth.metadata import TOKEN_PATH
 from .context import ServerContext
 from .requests import read_form

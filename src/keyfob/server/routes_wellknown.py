@@ -10,9 +10,9 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..exceptions import NotFound
 from ..oauth.metadata import JWKS_PATH, METADATA_PATH, authorization_server_metadata
 from .context import ServerContext
-from .errors import NotFound
 from .openapi import openapi_document
 from .responses import JSON_MEDIA_TYPE, json_response
 

@@ -5,16 +5,32 @@ A request without credentials gets a challenge with no ``error`` attribute (RFC 
 refused gets ``error="invalid_token"`` and a description, and one whose token lacks a
 scope gets ``error="insufficient_scope"`` and the ``scope`` it needs. Which challenge an
 error gets is decided on its class (:meth:`keyfob.exceptions.KeyfobError.challenge`).
+
+"Bearer header → principal" is :func:`verify_bearer`, over a :class:`TokenVerifier`: the
+auth server's own routes and every framework integration go through it. A verifier is
+anything with ``async verify_access_token_fresh(token) -> Principal``: the auth server's
+:class:`~keyfob.SessionManager` (which first pulls in sessions revoked by other
+processes), a store-free :class:`~keyfob.verifier.Verifier`, or a verifier of tokens
+issued elsewhere. The method is async because it may do I/O; callers never ask which
+kind they were given.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
+from ..core.models import Principal
 from ..exceptions import MalformedAccessToken, MissingCredentials
 
-__all__ = ["MAX_AUTHORIZATION_LENGTH", "bearer_token", "www_authenticate"]
+__all__ = [
+    "MAX_AUTHORIZATION_LENGTH",
+    "TokenVerifier",
+    "bearer_token",
+    "verify_bearer",
+    "www_authenticate",
+]
 
 #: Longer ``Authorization`` values are refused unread (an access token is ~600 bytes).
 MAX_AUTHORIZATION_LENGTH = 8192
@@ -75,3 +91,22 @@ def www_authenticate(
 
 def _quotable(text: str) -> str:
     return _NOT_QUOTABLE.sub("?", text)
+
+
+@runtime_checkable
+class TokenVerifier(Protocol):
+    """What checks an access token: a SessionManager, or a JWKS-backed verifier."""
+
+    async def verify_access_token_fresh(self, token: str) -> Principal:
+        """The token's principal; raises an :class:`~keyfob.exceptions.InvalidToken`
+        subclass, or ``StoreUnavailable`` when what it needs cannot be reached."""
+
+
+async def verify_bearer(verifier: TokenVerifier, authorization: Sequence[str]) -> Principal:
+    """The principal of a request's ``Authorization`` header values.
+
+    Raises :class:`~keyfob.exceptions.InvalidToken` (``MissingCredentials`` when there is
+    no bearer token) and, for a verifier whose store is down, ``StoreUnavailable``.
+    """
+    # A manager counts revocations made by other workers at once (spec §3 item 4).
+    return await verifier.verify_access_token_fresh(bearer_token(authorization))

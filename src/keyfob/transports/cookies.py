@@ -30,14 +30,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ..exceptions import (
-    InsecureCookieTransport,  # re-exported: defined with the whole tree
-)
+from ..exceptions import InsecureCookieTransport
 
 __all__ = [
     "REFRESH_COOKIE_BASENAME",
     "CookiePolicy",
-    "InsecureCookieTransport",
     "clear_refresh_cookie",
     "is_local_host",
     "read_refresh_cookie",
@@ -65,14 +62,39 @@ class CookiePolicy:
     ) -> CookiePolicy | None:
         """The policy for a request to ``scheme://host``, or ``None`` when no refresh
         cookie may travel there (plain HTTP to a non-local host without the switch)."""
-        path = "/" if mode == "host" else "/auth"
         if scheme.lower() in {"https", "wss"} or is_local_host(host):
-            prefix = "__Host-" if mode == "host" else "__Secure-"
-            return cls(name=prefix + REFRESH_COOKIE_BASENAME, path=path, secure=True)
+            return _policy(mode, True)
         if insecure_dev_cookies:
-            # No prefix: browsers refuse __Secure-/__Host- cookies without Secure.
-            return cls(name=REFRESH_COOKIE_BASENAME, path=path, secure=False)
+            return _policy(mode, False)
         return None
+
+    @classmethod
+    def required_for_request(
+        cls, mode: CookieMode, *, scheme: str, host: str, insecure_dev_cookies: bool = False
+    ) -> CookiePolicy:
+        """:meth:`for_request` for a client that asked for the cookie: refused with
+        :class:`InsecureCookieTransport` where none may travel, rather than setting a
+        cookie the browser would drop."""
+        policy = cls.for_request(
+            mode, scheme=scheme, host=host, insecure_dev_cookies=insecure_dev_cookies
+        )
+        if policy is None:
+            raise InsecureCookieTransport(
+                "the refresh cookie needs HTTPS (or http://localhost); use "
+                '"transport": "body", or set KEYFOB_INSECURE_DEV_COOKIES for development'
+            )
+        return policy
+
+
+@functools.cache
+def _policy(mode: CookieMode, secure: bool) -> CookiePolicy:
+    # Four policies in all: built once, shared by every request.
+    path = "/" if mode == "host" else "/auth"
+    if secure:
+        prefix = "__Host-" if mode == "host" else "__Secure-"
+        return CookiePolicy(name=prefix + REFRESH_COOKIE_BASENAME, path=path, secure=True)
+    # No prefix: browsers refuse __Secure-/__Host- cookies without Secure.
+    return CookiePolicy(name=REFRESH_COOKIE_BASENAME, path=path, secure=False)
 
 
 @functools.lru_cache(maxsize=256)

@@ -10,14 +10,20 @@ cross-site`` is refused too, for browsers that send it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-from ..exceptions import (
-    CSRFRejected,  # re-exported: defined with the whole tree
-)
+from ..exceptions import CSRFRejected
 
-__all__ = ["CSRF_HEADER", "CSRFRejected", "check_csrf", "normalize_origin", "origin_allowed"]
+__all__ = [
+    "CSRF_HEADER",
+    "check_csrf",
+    "check_origin",
+    "normalize_origin",
+    "origin_allowed",
+    "request_origin",
+]
 
 #: The header a cookie-authenticated request must carry, with the value ``1``.
 CSRF_HEADER = "X-Keyfob-CSRF"
@@ -45,6 +51,16 @@ def normalize_origin(origin: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+@functools.lru_cache(maxsize=256)
+def request_origin(scheme: str, host: str) -> str:
+    """The origin a request was addressed to, from its scheme and ``Host`` header.
+
+    (Cached like :func:`~keyfob.transports.cookies.is_local_host`: a server sees few
+    distinct ``Host`` values, and made-up ones only cycle the small cache.)
+    """
+    return normalize_origin(f"{scheme}://{host}")
+
+
 def check_csrf(
     *,
     csrf_header: str | None,
@@ -62,9 +78,14 @@ def check_csrf(
         raise CSRFRejected(f"a cookie-authenticated request needs the header {CSRF_HEADER}: 1")
     if sec_fetch_site is not None and sec_fetch_site.strip().lower() == "cross-site":
         raise CSRFRejected("cross-site requests are refused")
-    if origin is not None and not origin_allowed(
-        origin, allowed_origins=allowed_origins, own_origin=own_origin
-    ):
+    if origin is not None:
+        check_origin(origin, allowed_origins=allowed_origins, own_origin=own_origin)
+
+
+def check_origin(origin: str, *, allowed_origins: Collection[str], own_origin: str) -> None:
+    """Raise :class:`CSRFRejected` unless an ``Origin`` header names an allowed origin
+    or the request's own."""
+    if not origin_allowed(origin, allowed_origins=allowed_origins, own_origin=own_origin):
         raise CSRFRejected("the request's Origin is not allowed")
 
 
