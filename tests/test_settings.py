@@ -159,12 +159,8 @@ def test_every_variable_is_read_by_its_description() -> None:
 
 
 def test_enumerated_values_are_written_once() -> None:
-    """The choices of each enumerated setting are its Literal type's values, and match the
-    modules that act on them (the core's algorithms, the cookie policy, the SQLite store)."""
-    from keyfob.core.jwk import ALGORITHMS
-    from keyfob.store.sqlite import Synchronous
-    from keyfob.transports import cookies
-
+    """The choices of each enumerated setting are its Literal type's values, which the
+    modules that act on them import (core.jwk, the cookie policy, the SQLite store)."""
     choices = {s.name: s.choices for s in SETTINGS if s.choices}
     assert choices == {
         "reuse_policy": get_args(ReusePolicy),
@@ -172,9 +168,6 @@ def test_enumerated_values_are_written_once() -> None:
         "cookie_mode": get_args(CookieMode),
         "sqlite_synchronous": get_args(SqliteSync),
     }
-    assert choices["signing_alg"] == ALGORITHMS
-    assert choices["cookie_mode"] == get_args(cookies.CookieMode)
-    assert choices["sqlite_synchronous"] == get_args(Synchronous)
 
 
 @pytest.mark.parametrize(

@@ -28,9 +28,9 @@ import functools
 import ipaddress
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 from ..exceptions import InsecureCookieTransport
+from ..settings.model import CookieMode
 
 __all__ = [
     "REFRESH_COOKIE_BASENAME",
@@ -44,8 +44,6 @@ __all__ = [
 
 #: The cookie's name without its prefix.
 REFRESH_COOKIE_BASENAME = "keyfob_refresh"
-
-CookieMode = Literal["secure-path", "host"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from ..exceptions import InvalidRequest
+from ..settings.model import CookieMode
 from .cookies import (
-    CookieMode,
     CookiePolicy,
     clear_refresh_cookie,
     read_refresh_cookie,
