@@ -365,15 +365,23 @@ class StoreContract:
     # sessions: rotate
 
     async def test_rotate_moves_counter_and_times(self, store: Store) -> None:
-        """rotate increments the counter and sets rotated_at, last_used_at and the idle deadline."""
+        """rotate increments the counter and sets rotated_at, last_used_at and the idle deadline
+        to when it applied: the time asked for, plus however long the write took to apply."""
         original = make_session(device=DeviceInfo("ua", "10.0.0.1"))
         await store.create_session(original)
         now = NOW + 3600.5
         rotated = await store.rotate(
             "s1", counter=0, secret_hash=SECRET_HASH, now=now, idle_ttl=IDLE_TTL
         )
+        assert rotated is not None and rotated.rotated_at is not None
+        applied = rotated.rotated_at
+        assert now <= applied < now + 1.0
         expected = dataclasses.replace(
-            original, counter=1, rotated_at=now, last_used_at=now, idle_expires_at=now + IDLE_TTL
+            original,
+            counter=1,
+            rotated_at=applied,
+            last_used_at=pytest.approx(applied, abs=1e-3),
+            idle_expires_at=pytest.approx(applied + IDLE_TTL, abs=1e-3),
         )
         assert rotated == expected
         assert await store.get_session("s1") == expected
@@ -508,7 +516,8 @@ class StoreContract:
             await reopened.open()
             survivor = await reopened.get_session("s1")
             assert survivor is not None
-            assert (survivor.counter, survivor.rotated_at) == (1, NOW + 1)
+            assert survivor.counter == 1
+            assert survivor.rotated_at == pytest.approx(NOW + 1, abs=1.0)
         finally:
             await reopened.close()
 

@@ -11,6 +11,7 @@ import functools
 import math
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,13 +20,17 @@ from typing import Any
 import asyncpg
 import pytest
 
+from keyfob import SessionManager
+from keyfob.core.models import EventKind
 from keyfob.exceptions import StoreUnavailable
 from keyfob.store import open_store
 from keyfob.store.migrations import load_migrations
 from keyfob.store.postgres import REVOCATION_CHANNEL, PostgresStore
 from keyfob.store.protocol import Store
+from keyfob.testing import FAST_SETTINGS
 from tests.services import PostgresServer, free_port
 
+from ..relay import PausableRelay
 from .contract import (
     IDLE_TTL,
     NOW,
@@ -396,6 +401,38 @@ async def test_a_held_row_lock_surfaces_as_store_unavailable_quickly(
         assert rotated is not None
     finally:
         await store.close()
+
+
+async def test_a_refresh_refused_by_a_partition_is_not_a_theft_alarm_when_retried(
+    database: str,
+) -> None:
+    """A refresh keyfob gave up on (StoreUnavailable) while the network to PostgreSQL was
+    paused may still run once the network heals. Its grace window opens when the server
+    applied it, so the retry the 503 asked for, later than the grace window counted from
+    the request, gets the identical successor instead of revoking the session (spec §4)."""
+    grace = 2.0
+    settings = FAST_SETTINGS.replace(grace=grace)
+    parsed = urllib.parse.urlsplit(database)
+    with PausableRelay(parsed.hostname or "127.0.0.1", parsed.port or 5432) as relay:
+        dsn = parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{relay.port}").geturl()
+        # One pooled connection, which has prepared the rotation by the time of the pause
+        # (as any connection of a running server has): what is held is the statement itself.
+        store = PostgresStore(dsn, connect_timeout=1, statement_timeout=0.5, pool_max=1)
+        async with SessionManager(settings, store) as manager:
+            await manager.register("alice", "correct horse battery staple")
+            first = await manager.login("alice", "correct horse battery staple")
+            pair = await manager.refresh(first.refresh_token)
+            relay.pause()
+            with pytest.raises(StoreUnavailable):
+                await manager.refresh(pair.refresh_token)
+            # Past the grace window counted from the refused request, then the network heals.
+            await asyncio.sleep(grace + 1.0)
+            relay.resume()
+            retried = await manager.refresh(pair.refresh_token)
+            assert retried.session.counter == pair.session.counter + 1
+            assert not (await store.get_session(pair.session.sid)).revoked  # type: ignore[union-attr]
+            events = await manager.events(kind=EventKind.REUSE_DETECTED)
+            assert events == []
 
 
 async def test_purge_skips_rows_another_transaction_holds(

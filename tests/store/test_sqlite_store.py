@@ -533,7 +533,7 @@ async def test_queued_rotations_are_committed_together(store: SQLiteStore) -> No
     await trace(store, None)
     # Each caller gets its own session, rotated.
     assert [(s.sid, s.counter, s.rotated_at) for s in results] == [
-        (sid, 1, NOW + 1) for sid in sids
+        (sid, 1, pytest.approx(NOW + 1, abs=1.0)) for sid in sids
     ]
     assert statements[0] == "BEGIN IMMEDIATE"
     assert statements[-1] == "COMMIT"
@@ -737,3 +737,24 @@ async def test_a_store_nobody_closed_lets_its_thread_end_after_a_group(db_path: 
     assert rotated == read
     del store, gate, jobs
     assert await ends_once_collected(thread)
+
+
+async def test_a_rotation_held_up_by_a_lock_is_stamped_when_it_applied(
+    db_path: Path, raw: sqlite3.Connection
+) -> None:
+    """A rotation that waited for the write lock opens its grace window when it applied, not
+    when it was asked for: a retry after a slow answer is then not mistaken for reuse."""
+    store = SQLiteStore(db_path, busy_timeout=5.0)
+    await store.open()
+    try:
+        await store.create_session(make_session())
+        raw.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(1.0, raw.execute, "ROLLBACK")
+        rotated = await store.rotate(
+            "s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 1, idle_ttl=IDLE_TTL
+        )
+        assert rotated is not None and rotated.rotated_at is not None
+        assert NOW + 1 + 0.8 <= rotated.rotated_at < NOW + 1 + 5.0
+        assert rotated.last_used_at == pytest.approx(rotated.rotated_at, abs=1e-3)
+    finally:
+        await store.close()

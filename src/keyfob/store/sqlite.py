@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -194,7 +195,16 @@ class SQLiteStore:
             "now": now,
             "idle_ttl": idle_ttl,
         }
-        return await self._db.write(lambda conn: _update_one(conn, _ROTATE, params, sid))
+        asked_at = time.monotonic()
+
+        def rotate(conn: sqlite3.Connection) -> Session | None:
+            # Stamped with when it applies, not when it was asked for: a rotation held up
+            # by a lock (or run after its caller gave up) opens its grace window from
+            # then, so a retry gets the identical successor (spec §4).
+            params["now"] = now + (time.monotonic() - asked_at)
+            return _update_one(conn, _ROTATE, params, sid)
+
+        return await self._db.write(rotate)
 
     async def get_session(self, sid: str) -> Session | None:
         found = await self._db.run(lambda conn: conn.execute(_SELECT_SESSION, (sid,)).fetchall())

@@ -27,9 +27,17 @@ SELECT_SESSION: Final = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = $1"
 
 # The one conditional update of spec §3, one statement and one round trip. `> $4`
 # mirrors Session.is_expired (now >= deadline means expired).
+# The rotation is stamped with when the server applies it, not when it was asked for:
+# $4 (the request's time) plus however long the statement waited after keyfob sent it at
+# wall time $6 (a stalled network, a lock). A statement that keyfob gave up on and that
+# the server ran later then opens its grace window from then, so the retry the 503 asked
+# for gets the identical successor (spec §4). Clock skew only shifts this forward by the
+# skew (never before $4); docs/scaling.md.
+_APPLIED_AT = "($4 + GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp())::float8 - $6))"
 ROTATE: Final = (
-    "UPDATE sessions SET counter = counter + 1, rotated_at = $4, last_used_at = $4, "
-    "idle_expires_at = LEAST($4 + $5, absolute_expires_at) "
+    f"UPDATE sessions SET counter = counter + 1, rotated_at = {_APPLIED_AT}, "
+    f"last_used_at = {_APPLIED_AT}, "
+    f"idle_expires_at = LEAST({_APPLIED_AT} + $5, absolute_expires_at) "
     "WHERE sid = $1 AND counter = $2 AND secret_hash = $3 AND revoked_at IS NULL "
     "AND idle_expires_at > $4 AND absolute_expires_at > $4 "
     f"RETURNING {SESSION_COLUMNS}"

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -261,8 +262,9 @@ class PostgresStore:
     async def rotate(
         self, sid: str, *, counter: int, secret_hash: bytes, now: float, idle_ttl: float
     ) -> Session | None:
+        # time.time(): the wall clock the server's clock_timestamp() is compared with.
         row = await self._fetchrow(
-            sql.ROTATE, sid, counter, secret_hash, float(now), float(idle_ttl)
+            sql.ROTATE, sid, counter, secret_hash, float(now), float(idle_ttl), time.time()
         )
         return None if row is None else rows.session(row)
 
