@@ -25,6 +25,7 @@ __all__ = [
     "SESSION_COLUMNS",
     "USER_COLUMNS",
     "event",
+    "event_filters",
     "key",
     "session",
     "session_values",
@@ -125,6 +126,20 @@ def user(row: Row) -> User:
     """The user in a row of :data:`USER_COLUMNS`."""
     user_id, username, password_hash, created_at = row
     return User(id=user_id, username=username, password_hash=password_hash, created_at=created_at)
+
+
+def event_filters(
+    *, kind: EventKind | None, user_id: str | None, sid: str | None, before_id: int | None
+) -> list[tuple[str, object]]:
+    """The event-list filters that were given, as (column and comparison, value) pairs;
+    each dialect adds its own placeholder after the comparison."""
+    given = (
+        ("kind =", None if kind is None else str(kind)),
+        ("user_id =", user_id),
+        ("sid =", sid),
+        ("id <", before_id),
+    )
+    return [(column, value) for column, value in given if value is not None]
 
 
 def event(row: Row) -> SecurityEvent:

@@ -350,17 +350,9 @@ class SQLiteStore:
         sid: str | None = None,
         before_id: int | None = None,
     ) -> list[SecurityEvent]:
-        clauses: list[str] = []
-        params: list[object] = []
-        for clause, value in (
-            ("kind = ?", None if kind is None else str(kind)),
-            ("user_id = ?", user_id),
-            ("sid = ?", sid),
-            ("id < ?", before_id),
-        ):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
+        given = rows.event_filters(kind=kind, user_id=user_id, sid=sid, before_id=before_id)
+        clauses = [f"{column} ?" for column, _ in given]
+        params = [value for _, value in given]
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT {EVENT_COLUMNS} FROM events{where} ORDER BY id DESC LIMIT ?"
         params.append(max(limit, 0))

@@ -384,17 +384,9 @@ class PostgresStore:
         sid: str | None = None,
         before_id: int | None = None,
     ) -> list[SecurityEvent]:
-        filters: list[str] = []
-        params: list[object] = []
-        for column, value in (
-            ("kind =", None if kind is None else str(kind)),
-            ("user_id =", user_id),
-            ("sid =", sid),
-            ("id <", before_id),
-        ):
-            if value is not None:
-                filters.append(column)
-                params.append(value)
+        given = rows.event_filters(kind=kind, user_id=user_id, sid=sid, before_id=before_id)
+        filters = [column for column, _ in given]
+        params = [value for _, value in given]
         found = await self._fetch(sql.list_events(filters), *params, max(limit, 0))
         return [rows.event(row) for row in found]
 
