@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import threading
 import time
@@ -37,7 +38,8 @@ def access_token(n: int, exp: float) -> str:
 
 
 def refresh_token(n: int) -> str:
-    return f"rt-{n:04d}-" + "x" * 40
+    """The server's n-th refresh token: distinct all along, like a real one."""
+    return f"rt-{n:04d}-" + hashlib.sha256(str(n).encode()).hexdigest()[:40]
 
 
 @dataclass
@@ -62,6 +64,7 @@ class FakeAuthServer:
     mutex: threading.Lock = field(default_factory=threading.Lock)
     revoked: bool = False
     api_rejects: int = 0
+    api_min_generation: int = 0  # the API refuses access tokens older than this
     on_refresh: Callable[[], None] | None = None
 
     def endpoint(self) -> OAuthTokenEndpoint:
@@ -115,12 +118,16 @@ class FakeAuthServer:
                 headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
                 body = {"error": failure.error, "error_description": "try later"}
                 return httpx.Response(failure.status, json=body, headers=headers)
-            if self.revoked or form.get("refresh_token") != refresh_token(self.generation):
-                body = {"error": "invalid_grant", "error_description": "session revoked"}
-                return httpx.Response(400, json=body)
             if form.get("grant_type") != "refresh_token" or form.get("client_id") != CLIENT_ID:
                 return httpx.Response(400, json={"error": "invalid_request"})
-            self.generation += 1
+            presented = form.get("refresh_token")
+            # keyfob's grace rule: the previous token gets the identical successor again.
+            in_grace = self.generation > 0 and presented == refresh_token(self.generation - 1)
+            if self.revoked or (presented != refresh_token(self.generation) and not in_grace):
+                body = {"error": "invalid_grant", "error_description": "session revoked"}
+                return httpx.Response(400, json=body)
+            if not in_grace:
+                self.generation += 1
             return httpx.Response(
                 200,
                 json={
@@ -136,7 +143,8 @@ class FakeAuthServer:
         """200 for the current generation's access token; 401 invalid_token otherwise, or
         for the next ``api_rejects`` requests (a token the resource server stopped taking)."""
         with self.mutex:
-            valid = _generation(request.headers.get("authorization", "")) == self.generation
+            generation = _generation(request.headers.get("authorization", ""))
+            valid = generation == self.generation and generation >= self.api_min_generation
             if valid and self.api_rejects:
                 self.api_rejects -= 1
                 valid = False
