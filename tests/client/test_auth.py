@@ -67,10 +67,10 @@ def test_the_token_is_refreshed_ahead_of_expiry(server: FakeAuthServer, clock: C
     assert auth.tokens.refresh_token == refresh_token(1)
 
 
-def test_expiry_is_the_earlier_of_expires_in_and_the_jwt_exp(
+def test_a_short_lived_token_is_refreshed_after_half_its_life(
     server: FakeAuthServer, clock: Clock
 ) -> None:
-    """A JWT whose exp is sooner than expires_in says when to refresh."""
+    """With a 60 s token, the 30 s skew would refresh at once: half its life is used."""
     server.access_ttl = 60
     auth = make_auth(server, clock)
     with api_client(server, auth) as api:

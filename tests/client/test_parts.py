@@ -149,25 +149,41 @@ def test_incomplete_token_answers_are_refused(body: dict[str, object]) -> None:
         token_set_from_answer(200, json.dumps(body).encode(), now=0, previous_refresh_token=None)
 
 
-def test_expiry_is_the_earlier_of_expires_in_and_exp_and_garbage_is_ignored() -> None:
-    """exp is a hint read without verification; a boolean expires_in is not a number."""
-    jwt = access_token(0, exp=150.0)
-    body = {"access_token": jwt, "token_type": "Bearer", "expires_in": 900, "refresh_token": "r"}
-    assert (
-        token_set_from_answer(
-            200, json.dumps(body).encode(), now=100.0, previous_refresh_token=None
-        ).expires_at
-        == 150.0
-    )
-    body["expires_in"] = True
-    body["access_token"] = "opaque-token"
+def _answer(access: str, **extra: object) -> bytes:
+    return json.dumps(
+        {"access_token": access, "token_type": "Bearer", "refresh_token": "r", **extra}
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("access", "expires_in", "expected"),
+    [
+        (access_token(0, exp=150.0), 900, 1000.0),  # expires_in wins: immune to clock skew
+        (access_token(0, exp=150.0), None, 150.0),  # no expires_in: the JWT's exp
+        (access_token(0, exp=50.0), None, None),  # exp already past by our clock: ignored
+        ("opaque-token", None, None),  # neither: only a 401 refreshes
+        ("opaque-token", True, None),  # a boolean is not a number of seconds
+        ("opaque-token", -5, 100.0),  # negative: expired now
+    ],
+)
+def test_expiry_comes_from_expires_in_else_from_the_jwt_exp(
+    access: str, expires_in: object, expected: float | None
+) -> None:
+    """expires_in (relative) first; the unverified JWT exp only when it is absent."""
+    extra = {} if expires_in is None else {"expires_in": expires_in}
     tokens = token_set_from_answer(
-        200, json.dumps(body).encode(), now=100.0, previous_refresh_token=None
+        200, _answer(access, **extra), now=100.0, previous_refresh_token=None
     )
-    assert tokens.expires_at is None
+    assert tokens.expires_at == expected
+
+
+def test_jwt_exp_reads_only_well_formed_payloads() -> None:
+    """Malformed segments or a non-numeric exp give no expiry."""
+    assert jwt_exp(access_token(0, exp=7.0)) == 7.0
     assert jwt_exp("a.!!!.c") is None
     assert jwt_exp("a.b") is None
     assert jwt_exp("x." + base64.urlsafe_b64encode(b'{"exp": "soon"}').decode() + ".y") is None
+    assert jwt_exp("x." + base64.urlsafe_b64encode(b'{"exp": true}').decode() + ".y") is None
 
 
 def test_tokens_print_masked() -> None:

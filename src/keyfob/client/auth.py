@@ -151,7 +151,7 @@ class KeyfobAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401 or not _says_invalid_token(response):
             return
-        logger.info("access token refused (401 invalid_token): refreshing once")
+        logger.debug("access token refused (401 invalid_token): refreshing once")
         _authorize(request, self._sync_refresh(current.version))
         yield request
 
@@ -163,13 +163,9 @@ class KeyfobAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401 or not _says_invalid_token(response):
             return
-        logger.info("access token refused (401 invalid_token): refreshing once")
+        logger.debug("access token refused (401 invalid_token): refreshing once")
         _authorize(request, await self._async_refresh(current.version))
         yield request
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        # httpx calls sync_auth_flow or async_auth_flow; both are defined above.
-        raise RuntimeError("KeyfobAuth runs through httpx.Client or httpx.AsyncClient")
 
     # --- threads -------------------------------------------------------------------------
 
@@ -188,22 +184,20 @@ class KeyfobAuth(httpx.Auth):
             return current
 
     def _sync_refresh(self, seen_version: int) -> Versioned:
-        match self._state.begin(seen_version):
-            case Fresh(current):
-                return current
-            case Follow(flight):
-                return flight.result()
-            case Lead(flight, refresh_token):
-                try:
-                    tokens = run_sync(
-                        self._refresh_flow(refresh_token), self._token_client, self._timeout
-                    )
-                    _save(self._saver, tokens)
-                except BaseException as exc:
-                    self._state.fail(flight, _for_followers(exc))
-                    raise
-                return self._state.commit(flight, tokens, now=self._clock())
-        raise AssertionError("unreachable")
+        decision = self._state.begin(seen_version)
+        if isinstance(decision, Fresh):
+            return decision.current
+        if isinstance(decision, Follow):
+            return decision.flight.result()
+        try:
+            tokens = run_sync(
+                self._refresh_flow(decision.refresh_token), self._token_client, self._timeout
+            )
+            _save(self._saver, tokens)
+        except BaseException as exc:
+            self._state.fail(decision.flight, _for_followers(exc))
+            raise
+        return self._state.commit(decision.flight, tokens, now=self._clock())
 
     # --- asyncio -------------------------------------------------------------------------
 
@@ -222,19 +216,17 @@ class KeyfobAuth(httpx.Auth):
             return current
 
     async def _async_refresh(self, seen_version: int) -> Versioned:
-        match self._state.begin(seen_version):
-            case Fresh(current):
-                return current
-            case Follow(flight):
-                return await asyncio.wrap_future(flight)
-            case Lead(flight, refresh_token):
-                task = asyncio.get_running_loop().create_task(self._lead(flight, refresh_token))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-                # The requester waits on the flight like everybody else, so cancelling it
-                # leaves the refresh running to completion for the others.
-                return await asyncio.wrap_future(flight)
-        raise AssertionError("unreachable")
+        decision = self._state.begin(seen_version)
+        if isinstance(decision, Fresh):
+            return decision.current
+        if isinstance(decision, Lead):
+            lead = self._lead(decision.flight, decision.refresh_token)
+            task = asyncio.get_running_loop().create_task(lead)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        # The leader waits on the flight like everybody else, so cancelling the request
+        # that started the refresh leaves the refresh running to completion for the others.
+        return await asyncio.wrap_future(decision.flight)
 
     async def _lead(self, flight: Future[Versioned], refresh_token: str) -> None:
         try:
@@ -250,7 +242,7 @@ class KeyfobAuth(httpx.Auth):
         self._state.commit(flight, tokens, now=self._clock())
 
     def _refresh_flow(self, refresh_token: str) -> Flow:
-        logger.info("refreshing the access token at %s", self.endpoint.url)
+        logger.debug("refreshing the access token at %s", self.endpoint.url)
         return refresh_flow(self.endpoint, refresh_token, self._retry, self._clock)
 
 

@@ -61,7 +61,9 @@ def refresh_flow(
 ) -> Flow:
     """Trade ``refresh_token`` for new tokens, retrying 429/5xx and network errors with the
     same token (see :mod:`.retry`); ``invalid_grant`` ends the session."""
-    for attempt in range(1, retry.attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         retry_after: float | None = None
         try:
             answer = yield endpoint.refresh_request(refresh_token)
@@ -99,7 +101,6 @@ def refresh_flow(
             wait,
         )
         yield Wait(wait)
-    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def login_flow(

@@ -36,8 +36,8 @@ def mask(token: str | None) -> str:
 class TokenSet:
     """A refresh token, and the access token issued with it if the client has one.
 
-    ``expires_at`` is when the access token expires (seconds since the epoch, the
-    earlier of ``expires_in`` and the JWT ``exp``), or ``None`` when the server said
+    ``expires_at`` is when the access token expires (seconds since the epoch: from
+    ``expires_in``, else from the JWT ``exp``), or ``None`` when the server said
     neither. A set made from a stored refresh token alone has no access token: the first
     request refreshes.
     """
@@ -113,14 +113,14 @@ def _json_object(status_code: int, body: bytes) -> dict[str, Any]:
 
 
 def _expires_at(expires_in: object, access_token: str, now: float) -> float | None:
-    candidates = []
+    # expires_in is relative, so it is right even when this machine's clock is off; the
+    # JWT's absolute exp is the fallback, and only while this clock says it is ahead
+    # (a skewed clock would otherwise refresh on every request; the 401 path covers it).
     # bool is an int in Python; `"expires_in": true` is garbage, not one second.
     if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-        candidates.append(now + max(float(expires_in), 0.0))
+        return now + max(float(expires_in), 0.0)
     exp = jwt_exp(access_token)
-    if exp is not None:
-        candidates.append(exp)
-    return min(candidates) if candidates else None
+    return exp if exp is not None and exp > now else None
 
 
 def jwt_exp(token: str) -> float | None:
