@@ -88,7 +88,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-@pytest.fixture(scope="module", params=["", "server", "postgres"], ids=lambda e: e or "base")
+@pytest.fixture(
+    scope="module", params=["", "server", "postgres", "client"], ids=lambda e: e or "base"
+)
 def installed(
     request: pytest.FixtureRequest, built: Built, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, Path]:
@@ -166,6 +168,24 @@ def test_serve_answers_jwks_with_the_server_extra_and_says_what_to_install_witho
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert [key["alg"] for key in jwks["keys"]] == ["ES256"], stderr
+
+
+def test_the_client_extra_brings_the_client_and_no_server(installed: tuple[str, Path]) -> None:
+    """`keyfob[client]` imports keyfob.client without Starlette installed; without the
+    extra, importing it says what to install."""
+    extra, venv = installed
+    probe = (
+        "import importlib.util as u\n"
+        "try:\n    import keyfob.client; print('imported')\n"
+        "except ModuleNotFoundError as e:\n    print(e)\n"
+        "print(u.find_spec('starlette') is not None)"
+    )
+    python = str(venv / "bin" / "python")
+    out = _ok(_run([python, "-c", probe], cwd=venv.parent, env=_clean_env())).split("\n")
+    if extra == "client":
+        assert out[:2] == ["imported", "False"]
+    else:
+        assert out[0] == "keyfob.client needs httpx: pip install 'keyfob[client]'"
 
 
 def _wait_for_json(

@@ -15,6 +15,13 @@ See docs/client.md.
 
 from __future__ import annotations
 
+try:
+    import httpx as _httpx  # noqa: F401 - only to say what to install when it is missing
+except ModuleNotFoundError as missing:  # pragma: no cover - depends on the installed extras
+    raise ModuleNotFoundError(
+        "keyfob.client needs httpx: pip install 'keyfob[client]'", name="httpx"
+    ) from missing
+
 from .auth import AuthOptions, KeyfobAuth, TokenSaver
 from .endpoints import KeyfobEndpoint, OAuthTokenEndpoint, TokenEndpoint
 from .errors import (
