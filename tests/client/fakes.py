@@ -65,7 +65,6 @@ class FakeAuthServer:
     revoked: bool = False
     api_rejects: int = 0
     api_min_generation: int = 0  # the API refuses access tokens older than this
-    on_refresh: Callable[[], None] | None = None
 
     def endpoint(self) -> OAuthTokenEndpoint:
         return OAuthTokenEndpoint(TOKEN_URL, client_id=CLIENT_ID)
@@ -109,8 +108,6 @@ class FakeAuthServer:
         form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
         with self.mutex:
             self.refreshes.append(form.get("refresh_token", ""))
-            if self.on_refresh is not None:
-                self.on_refresh()
             if self.failures:
                 failure = self.failures.pop(0)
                 if failure.network:

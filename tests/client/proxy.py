@@ -35,6 +35,8 @@ class CountingProxy:
         self.target = target
         self.counts: Counter[str] = Counter()
         self.bodies: dict[str, list[bytes]] = {}
+        #: (path, the request line, headers and body as text) of every request seen.
+        self.wire: list[tuple[str, str]] = []
         self._refusals: dict[str, list[_Refusal]] = {}
         self._mutex = threading.Lock()
         self._http = httpx.Client(base_url=target, timeout=30)
@@ -75,6 +77,8 @@ class CountingProxy:
         with self._mutex:
             self.counts[path] += 1
             self.bodies.setdefault(path, []).append(body)
+            text = f"{handler.requestline}\n{handler.headers}\n{body.decode(errors='replace')}"
+            self.wire.append((path, text))
             refusals = self._refusals.get(path)
             refusal = refusals.pop(0) if refusals else None
         if refusal is not None:

@@ -82,8 +82,9 @@ def still_alive(server_url: str, tokens: TokenSet) -> bool:
 def test_login_refresh_ahead_of_expiry_and_the_token_file(
     keyfob: UvicornProcess, proxy: CountingProxy, tmp_path: Path
 ) -> None:
-    """Log in with KeyfobAuth.login, call a protected route, refresh ahead of expiry through
-    /auth/refresh; the 0600 file holds each new token before it is used."""
+    """Log in with KeyfobAuth.login, call protected routes, refresh ahead of expiry through
+    /auth/refresh; the 0600 file holds each new token before it is used, and no request
+    but the refreshes carried a refresh token."""
     clock = Clock(time.time())
     store = FileTokenStore(tmp_path / "token.json")
     auth = KeyfobAuth.login(
@@ -92,15 +93,22 @@ def test_login_refresh_ahead_of_expiry_and_the_token_file(
     first = store.load()
     assert first is not None and first.refresh_token == auth.tokens.refresh_token
     assert (tmp_path / "token.json").stat().st_mode & 0o777 == 0o600
-    with httpx.Client(base_url=keyfob.url, auth=auth) as api:
+    with httpx.Client(base_url=proxy.url, auth=auth) as api:
         assert api.get("/auth/me").status_code == 200
         clock.advance(900)
         me = api.get("/auth/me")
+        assert api.get("/auth/sessions").status_code == 200
+        assert api.get("/.well-known/jwks.json?x=1").status_code == 200
     assert me.status_code == 200
     assert proxy.count("/auth/refresh") == 1
     saved = store.load()
     assert saved is not None and saved.refresh_token == auth.tokens.refresh_token
     assert rotation_counter(saved.refresh_token) == rotation_counter(first.refresh_token) + 1
+    # The refresh tokens travelled to /auth/refresh (and the login's answer) only.
+    elsewhere = [text for path, text in proxy.wire if path not in {"/auth/refresh"}]
+    assert len(elsewhere) == 5  # login, 2 x /auth/me, sessions, jwks
+    for token in (first.refresh_token, saved.refresh_token):
+        assert not any(token in text for text in elsewhere)
     assert still_alive(keyfob.url, auth.tokens)
 
 
