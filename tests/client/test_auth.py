@@ -338,3 +338,22 @@ def test_a_redirect_from_the_token_endpoint_is_not_followed(clock: Clock) -> Non
     with httpx.Client(auth=auth) as api, pytest.raises(TokenEndpointError):
         api.get(f"{API}/x")
     assert [url.host for url in seen] == ["auth.example"]
+
+
+def test_token_requests_never_carry_the_token_clients_own_auth(clock: Clock) -> None:
+    """A token client with auth of its own (even this very KeyfobAuth) sends the refresh
+    without it: no stray credentials at the token endpoint, no waiting on itself."""
+    server = FakeAuthServer(clock=clock)
+    token_client = httpx.Client(transport=httpx.MockTransport(server.handler))
+    auth = KeyfobAuth(server.endpoint(), server.issue(), clock=clock, token_client=token_client)
+    token_client.auth = auth
+    clock.advance(900)
+    with httpx.Client(transport=httpx.MockTransport(server.handler), auth=auth) as api:
+        assert api.get(f"{API}/x").status_code == 200
+    token_client.auth = ("someone", "their-password")
+    clock.advance(900)
+    with httpx.Client(transport=httpx.MockTransport(server.handler), auth=auth) as api:
+        assert api.get(f"{API}/x").status_code == 200
+    token_requests = [r for r in server.requests if r.url.host == "auth.example"]
+    assert len(token_requests) == 2
+    assert all("authorization" not in r.headers for r in token_requests)

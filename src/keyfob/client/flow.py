@@ -196,11 +196,14 @@ async def _async_client(
 
 
 # Redirects are never followed: a token request goes to the endpoint's URL and nowhere
-# else, whatever the caller's client is configured to do.
+# else, whatever the caller's client is configured to do. Nor does it take the client's
+# own auth: the endpoint put the credentials it needs in the request, a client's other
+# credentials have no business at the token endpoint, and a client holding this very
+# KeyfobAuth would otherwise wait on its own refresh.
 
 
 def _send_sync(http: httpx.Client, request: httpx.Request) -> Answer:
-    response = http.send(request, stream=True, follow_redirects=False)
+    response = http.send(request, stream=True, auth=None, follow_redirects=False)
     try:
         body = bytearray()
         for chunk in response.iter_bytes():
@@ -213,7 +216,7 @@ def _send_sync(http: httpx.Client, request: httpx.Request) -> Answer:
 
 
 async def _send_async(http: httpx.AsyncClient, request: httpx.Request) -> Answer:
-    response = await http.send(request, stream=True, follow_redirects=False)
+    response = await http.send(request, stream=True, auth=None, follow_redirects=False)
     try:
         body = bytearray()
         async for chunk in response.aiter_bytes():
