@@ -9,6 +9,7 @@ A subclass shows its status and code below where they differ from its parent's.
 
     KeyfobError                     500 server_error: bare "internal error", logged
     ├── ConfigurationError          settings or secrets are unusable (startup)
+    ├── IssuerUnavailable           503 temporarily_unavailable: no keys from the issuer yet
     ├── StoreError                  the store failed
     │   ├── StoreUnavailable        503 temporarily_unavailable, Retry-After: retry later
     │   └── StoreIntegrityError     the store holds data keyfob cannot read
@@ -22,6 +23,7 @@ A subclass shows its status and code below where they differ from its parent's.
     │   ├── MissingCredentials      no bearer access token: a challenge without error code
     │   ├── MalformedAccessToken    not a JWT we accept (shape, size, header, alg, typ)
     │   ├── BadSignature            no published key verifies it
+    │   │   └── UnknownKeyId        its kid names no key we have (a resource server refetches)
     │   ├── ExpiredAccessToken      past exp (with leeway) or not yet valid
     │   ├── InvalidClaims           iss, aud or another required claim is wrong
     │   └── AccessTokenRevoked      its session was revoked after it was issued
@@ -58,6 +60,7 @@ __all__ = [
     "InvalidGrant",
     "InvalidRequest",
     "InvalidToken",
+    "IssuerUnavailable",
     "KeyfobError",
     "MalformedAccessToken",
     "MalformedToken",
@@ -73,6 +76,7 @@ __all__ = [
     "StoreIntegrityError",
     "StoreUnavailable",
     "TokenReused",
+    "UnknownKeyId",
     "UnsupportedGrantType",
     "UnsupportedMediaType",
     "UserError",
@@ -105,6 +109,18 @@ class KeyfobError(Exception):
 
 class ConfigurationError(KeyfobError):
     """The settings or secrets are unusable."""
+
+
+class IssuerUnavailable(KeyfobError):
+    """A resource server has no usable keys from the issuer yet (its JWKS cannot be
+    fetched); the token may well be valid, so this is not a 401."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, description: str = "", *, retry_after: int = 5) -> None:
+        super().__init__(description)
+        self.retry_after: int = retry_after
 
 
 class StoreError(KeyfobError):
@@ -188,6 +204,10 @@ class MalformedAccessToken(InvalidToken):
 
 class BadSignature(InvalidToken):
     """The access token's signature does not verify."""
+
+
+class UnknownKeyId(BadSignature):
+    """The access token's ``kid`` names no key in the key set (a new key, or a forgery)."""
 
 
 class ExpiredAccessToken(InvalidToken):

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
-from ..exceptions import BadSignature, MalformedAccessToken
+from ..exceptions import BadSignature, MalformedAccessToken, UnknownKeyId
 from .jwk import ALGORITHMS, KeyLookup, PublicKey, VerifyingKey
 from .keys import SigningKey
 
@@ -207,7 +207,7 @@ def verify_jws(
     kid = header.get("kid")
     key = keys.verifying_key(kid, now) if type(kid) is str else None
     if key is None:
-        raise BadSignature("no published key has the token's kid")
+        raise UnknownKeyId("no published key has the token's kid")
     if key.alg != alg:
         # The key decides the algorithm, never the token (no algorithm confusion).
         raise BadSignature("the token algorithm is not its key's algorithm")

@@ -53,6 +53,7 @@ from ..core.models import Principal
 from ..exceptions import (
     ConfigurationError,
     InvalidToken,
+    IssuerUnavailable,
     KeyfobError,
     PermissionDenied,
     StoreUnavailable,
@@ -202,7 +203,7 @@ def require_session(
         auth = KeyfobAuth.of(request.app)
         try:
             principal = await verify_bearer(auth.verifier, request.headers.getlist("authorization"))
-        except (InvalidToken, StoreUnavailable) as exc:
+        except (InvalidToken, StoreUnavailable, IssuerUnavailable) as exc:
             raise BearerError(exc) from None
         if not principal.has_scopes(required):
             missing = " ".join(s for s in required if s not in principal.scopes)

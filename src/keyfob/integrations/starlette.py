@@ -42,7 +42,13 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from ..core.models import Principal
-from ..exceptions import InvalidToken, KeyfobError, MissingCredentials, StoreUnavailable
+from ..exceptions import (
+    InvalidToken,
+    IssuerUnavailable,
+    KeyfobError,
+    MissingCredentials,
+    StoreUnavailable,
+)
 from ..oauth.errors import render_error
 from ..transports.bearer import TokenVerifier, verify_bearer
 
@@ -115,7 +121,7 @@ class KeyfobBackend(AuthenticationBackend):
             principal = await verify_bearer(self.verifier, values)
         except MissingCredentials:
             return None  # another scheme (Basic, …): not ours to judge
-        except (InvalidToken, StoreUnavailable) as exc:
+        except (InvalidToken, StoreUnavailable, IssuerUnavailable) as exc:
             raise KeyfobAuthenticationError(exc) from None
         scopes = ["authenticated", *sorted(principal.scopes)]
         return AuthCredentials(scopes), KeyfobUser(principal)

@@ -8,9 +8,10 @@ they cannot disagree. The HTTP facts live on the exception classes
 ``{"error", "error_description"}`` (RFC 6749 §5.2) and is never cached.
 
 One logging rule for every edge: a keyfob error that becomes a 5xx is logged here,
-once (a ``StoreUnavailable`` as a warning, anything else as an error with its
-traceback). An exception that is not a keyfob error is a bug; the edge that caught it
-logs its traceback, so it is not logged here a second time.
+once (an outage with a ``retry_after`` — ``StoreUnavailable``, ``IssuerUnavailable`` — as
+a warning, anything else as an error with its traceback). An exception that is not a
+keyfob error is a bug; the edge that caught it logs its traceback, so it is not logged
+here a second time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Final, NamedTuple
 # The two "X as X" lines only serve server modules that still import these names from
 # here (requests, routes_auth, routes_oauth): their home is keyfob.exceptions.
 from ..exceptions import InvalidRequest as InvalidRequest
-from ..exceptions import KeyfobError, StoreUnavailable
+from ..exceptions import KeyfobError
 from ..exceptions import UnsupportedGrantType as UnsupportedGrantType
 from ..transports.bearer import www_authenticate
 
@@ -56,18 +57,20 @@ def render_error(exc: BaseException) -> RenderedError:
 
     ``Cache-Control: no-store`` and ``Pragma: no-cache`` always; the class's
     ``WWW-Authenticate: Bearer`` challenge (RFC 6750 §3); ``Retry-After`` when the
-    client may retry. A 5xx other than ``StoreUnavailable``, and any exception that is
+    client may retry. A 5xx without ``retry_after``, and any exception that is
     not a :class:`~keyfob.exceptions.KeyfobError`, is a bare 500 ``server_error``:
     internal details stay in the log.
     """
     headers = dict(NO_STORE_HEADERS)
     if not isinstance(exc, KeyfobError):
         return RenderedError(500, error_body("server_error", "internal error"), headers)
-    if exc.status_code >= 500 and not isinstance(exc, StoreUnavailable):
+    # An outage that says when to come back (a store, an issuer's keys) is a 503 the client
+    # may retry; any other 5xx is a bug, answered without details.
+    if exc.status_code >= 500 and exc.retry_after is None:
         logger.error("internal error: %s: %s", type(exc).__name__, exc.description, exc_info=exc)
         return RenderedError(500, error_body("server_error", "internal error"), headers)
-    if isinstance(exc, StoreUnavailable):
-        logger.warning("store unavailable: %s", exc.description)
+    if exc.status_code >= 500:
+        logger.warning("%s: %s", type(exc).__name__, exc.description)
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, int(exc.retry_after)))
     challenge = exc.challenge()
