@@ -15,6 +15,7 @@ operation under one name, so the edges (server, integrations, CLI) talk to one o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from .accounts import Accounts
@@ -122,6 +123,7 @@ class SessionManager:
         )
         self._revocations_synced_at: float | None = None
         self._revocation_marker: object = None
+        self._started = False
 
     def __repr__(self) -> str:
         return f"SessionManager(store={self.store!r})"
@@ -149,12 +151,21 @@ class SessionManager:
     # lifecycle of the manager itself
 
     async def start(self) -> None:
-        """Open the store (applying migrations) and load or create the signing key."""
+        """Open the store (applying migrations) and load or create the signing key.
+
+        Nothing happens if it is started already (``keyfob serve`` starts the manager
+        before the app's lifespan does, to report an unreachable store in one line).
+        """
+        if self._started:
+            return
         await self.store.open()
-        await self.signing_keys.ensure_key()
-        await self.sync_revocations()
+        # Independent reads, side by side: a start-up's round trips add up when the
+        # database is far away (docs/scaling.md).
+        await asyncio.gather(self.signing_keys.ensure_key(), self.sync_revocations())
+        self._started = True
 
     async def close(self) -> None:
+        self._started = False
         await self.store.close()
 
     async def __aenter__(self) -> SessionManager:

@@ -1,8 +1,10 @@
 """Bringing a PostgreSQL database's schema up to date: keyfob's migrations, applied once.
 
-All pending migrations are applied in one transaction holding a transaction-scoped
-advisory lock, so instances starting together apply each migration once and the others
-wait for it (then find nothing left to do).
+The ledger is read first, outside any transaction (one statement): an up-to-date
+database, the usual case at start-up, costs nothing more. Otherwise all pending
+migrations are applied in one transaction holding a transaction-scoped advisory lock, so
+instances starting together apply each migration once and the others wait for it (then
+find nothing left to do).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+import asyncpg
 
 from ..migrations import LEDGER_DDL, LEDGER_SELECT, Migration, ledger_insert, pending_migrations
 from .options import milliseconds
@@ -30,6 +34,8 @@ async def apply_migrations(
     lock included: migrations may take long, and so may another instance's.
     """
     limit = statement_timeout or None
+    if not await _pending(conn, migrations, limit):
+        return []
     async with conn.transaction():
         ms = milliseconds(statement_timeout)
         await conn.execute(
@@ -48,3 +54,15 @@ async def apply_migrations(
                 record, migration.version, migration.name, time.time(), timeout=limit
             )
     return todo
+
+
+async def _pending(
+    conn: Connection, migrations: Sequence[Migration], limit: float | None
+) -> list[Migration]:
+    """What the ledger says is left to apply, read without a lock; all of them when the
+    ledger does not exist yet. The locked transaction reads it again before applying."""
+    try:
+        rows = await conn.fetch(LEDGER_SELECT, timeout=limit)
+    except asyncpg.UndefinedTableError:
+        return list(migrations)
+    return pending_migrations(migrations, {int(r[0]): str(r[1]) for r in rows})
