@@ -161,11 +161,22 @@ class SessionManager:
         await self.store.open()
         # Independent reads, side by side: a start-up's round trips add up when the
         # database is far away (docs/scaling.md).
+        # The marker is read before the sync: a revocation announced meanwhile moves it,
+        # and the first protected request syncs again; otherwise it need not.
+        marker = self._current_revocation_marker()
         await asyncio.gather(self.signing_keys.ensure_key(), self.sync_revocations())
+        self._revocation_marker = marker
         self._started = True
+
+    def _current_revocation_marker(self) -> object:
+        marker = self.store.revocation_marker()
+        if self.revocation_feed is not None:
+            return (marker, self.revocation_feed.marker)
+        return marker
 
     async def close(self) -> None:
         self._started = False
+        self._revocation_marker = None
         await self.store.close()
 
     async def __aenter__(self) -> SessionManager:
@@ -308,9 +319,7 @@ class SessionManager:
         Protected routes of a multi-process server use this, so a session revoked
         through one worker is refused by every worker at once.
         """
-        marker = self.store.revocation_marker()
-        if self.revocation_feed is not None:
-            marker = (marker, self.revocation_feed.marker)
+        marker = self._current_revocation_marker()
         if marker != self._revocation_marker:
             await self.sync_revocations()
             self._revocation_marker = marker
