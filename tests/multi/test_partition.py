@@ -148,6 +148,7 @@ async def test_a_refresh_refused_during_a_partition_is_retried_to_the_identical_
         (successor,) = successors
         onward = await refresh(a, successor)
         assert onward.status_code == 200, onward.text
+    print(f"\npartition healed after {healed_after} s: 503 after {1000 * took:.0f} ms")
     row = await database.session(sid)
     # Login 0, refresh 1, the refused one or the retry 2, onward 3.
     assert (row["counter"], row["revoked_at"]) == (3, None)
@@ -232,7 +233,9 @@ async def test_connections_terminated_by_the_server_answer_503_or_200_never_500(
             stop.set()
             return ended
 
-        *_, ended = await asyncio.gather(*(keep_refreshing(n) for n in range(6)), terminate())
+        terminating = asyncio.ensure_future(terminate())
+        await asyncio.gather(*(keep_refreshing(n) for n in range(6)))
+        ended = await terminating
         assert ended >= 6, "each instance had connections to terminate"
         assert set(statuses) <= {200, 503}, statuses
 
