@@ -85,3 +85,20 @@ def first_answer(
             except httpx.TransportError:
                 time.sleep(0.02)
     pytest.fail(f"keyfob serve did not answer within {within} s:\n{log.read_text()}")
+
+
+def test_serve_on_an_unreachable_database_is_a_one_line_error(tmp_path: Path) -> None:
+    """`keyfob serve` (one worker, started in its own event loop) on a PostgreSQL nobody
+    listens for exits with code 2 and one `Error:` line, not a traceback."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEYFOB_")},
+        "KEYFOB_STORE_URL": f"postgresql://keyfob@127.0.0.1:{free_port()}/keyfob?connect_timeout=1",
+        "KEYFOB_SECRET": SECRET,
+    }
+    command = [sys.executable, "-m", "keyfob.cli", "serve", "--port", str(free_port())]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, done.stderr
+    assert "PostgreSQL is unavailable" in errors[0]
+    assert "Traceback" not in done.stderr + done.stdout
