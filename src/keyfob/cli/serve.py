@@ -8,6 +8,7 @@ the ``KEYFOB_*`` variables they stand for: one process or many see the same sett
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import errno
 import importlib.util
@@ -20,6 +21,7 @@ import click
 
 from .. import __version__
 from ..core.keys import KeyRecord
+from ..exceptions import KeyfobError
 from ..manager import SessionManager
 from ..settings import Settings
 from .output import store_description
@@ -135,14 +137,14 @@ def serve(host: str, port: int, workers: int, log_level: str, **flags: Any) -> N
         "server_header": False,
     }
     if workers == 1:
-        run(lambda: _serve_here(settings, base_url, options))
+        _serve_here(settings, base_url, options)
         return
     applied, key = run(lambda: _prepare(settings))
     _announce(settings, base_url, applied, key)
     uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
 
 
-async def _serve_here(settings: Settings, base_url: str, options: dict[str, Any]) -> None:
+def _serve_here(settings: Settings, base_url: str, options: dict[str, Any]) -> None:
     """One worker: start the app's manager and serve, in this process and event loop.
 
     No separate preparation pass: against a database far away each pass is a handful of
@@ -154,24 +156,36 @@ async def _serve_here(settings: Settings, base_url: str, options: dict[str, Any]
 
     from ..server.app import create_app
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except KeyfobError as exc:
+        raise CliError(str(exc)) from None
     config = uvicorn.Config(app, **options)  # configures logging, before anything logs
     manager: SessionManager = app.state.manager
-    # Started here so that a store that cannot be reached is a one-line error (run());
-    # the app's lifespan then finds it started.
-    await manager.start()
-    try:
-        now = manager.clock.now()
-        records = manager.keys()
-        key = max(
-            (r for r in records if r.can_sign(now)),
-            key=lambda r: r.activates_at,
-            default=None,
-        )
-        _announce(settings, base_url, [], key)
-        await uvicorn.Server(config).serve()
-    finally:
-        await manager.close()
+
+    async def start_and_serve() -> None:
+        try:
+            # Started here so that a store that cannot be reached is a one-line error;
+            # the app's lifespan then finds it started.
+            try:
+                await manager.start()
+            except KeyfobError as exc:
+                raise CliError(str(exc)) from None
+            now = manager.clock.now()
+            records = manager.keys()
+            key = max(
+                (r for r in records if r.can_sign(now)),
+                key=lambda r: r.activates_at,
+                default=None,
+            )
+            _announce(settings, base_url, [], key)
+            await uvicorn.Server(config).serve()
+        finally:
+            await manager.close()
+
+    # The event loop uvicorn would run (uvloop when installed), as uvicorn.run() does.
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(start_and_serve())
 
 
 def _announce(settings: Settings, base_url: str, applied: list[str], key: KeyRecord | None) -> None:
