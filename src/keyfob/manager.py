@@ -15,7 +15,6 @@ operation under one name, so the edges (server, integrations, CLI) talk to one o
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from .accounts import Accounts
@@ -164,6 +163,10 @@ class SessionManager:
         # The marker is read before the sync: a revocation announced meanwhile moves it,
         # and the first protected request syncs again; otherwise it need not.
         marker = self._current_revocation_marker()
+        # Imported here: `import keyfob` (which loads this module) starts no event loop
+        # machinery (tests/test_import_boundaries.py).
+        import asyncio
+
         await asyncio.gather(self.signing_keys.ensure_key(), self.sync_revocations())
         self._revocation_marker = marker
         self._started = True
