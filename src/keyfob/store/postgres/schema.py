@@ -1,7 +1,7 @@
 """Bringing a PostgreSQL database's schema up to date: keyfob's migrations, applied once.
 
-The ledger is read first, outside any transaction (one statement): an up-to-date
-database, the usual case at start-up, costs nothing more. Otherwise all pending
+The ledger is checked first, outside any transaction (one simple query, one round
+trip): an up-to-date database, the usual case at start-up, costs nothing more. Otherwise all pending
 migrations are applied in one transaction holding a transaction-scoped advisory lock, so
 instances starting together apply each migration once and the others wait for it (then
 find nothing left to do).
@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from ..migrations import LEDGER_DDL, LEDGER_SELECT, Migration, ledger_insert, pending_migrations
+from ..migrations import (
+    LEDGER_DDL,
+    LEDGER_SELECT,
+    LEDGER_TABLE,
+    Migration,
+    ledger_insert,
+    pending_migrations,
+)
 from .options import milliseconds
 from .statements import MIGRATION_LOCK
 
@@ -59,10 +66,29 @@ async def apply_migrations(
 async def _pending(
     conn: Connection, migrations: Sequence[Migration], limit: float | None
 ) -> list[Migration]:
-    """What the ledger says is left to apply, read without a lock; all of them when the
-    ledger does not exist yet. The locked transaction reads it again before applying."""
+    """What is left to apply, read without a lock: nothing when the ledger holds exactly
+    ``migrations``, else all of them (the locked transaction reads the ledger properly,
+    and refuses a ledger it does not recognise)."""
+    if not migrations:
+        return []
     try:
-        rows = await conn.fetch(LEDGER_SELECT, timeout=limit)
+        # A simple query (no parameters), whose status says whether a row came back:
+        # one round trip where a prepared statement takes two.
+        status = await conn.execute(_up_to_date_query(migrations), timeout=limit)
     except asyncpg.UndefinedTableError:
         return list(migrations)
-    return pending_migrations(migrations, {int(r[0]): str(r[1]) for r in rows})
+    return [] if status == "SELECT 1" else list(migrations)
+
+
+def _up_to_date_query(migrations: Sequence[Migration]) -> str:
+    """One row if the ledger records exactly ``migrations``, none otherwise.
+
+    The values are spliced in: versions are numbers and names match ``[0-9]{4}_[a-z0-9_]+``
+    (migrations.load_migrations refuses any other file name), so none needs quoting.
+    """
+    known = ", ".join(f"({m.version}, '{m.name}')" for m in migrations)
+    count = len(migrations)
+    return (
+        f"SELECT 1 FROM {LEDGER_TABLE} HAVING count(*) = {count} "  # noqa: S608 (see above)
+        f"AND count(*) FILTER (WHERE (version, name) IN ({known})) = {count}"
+    )
