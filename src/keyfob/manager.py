@@ -157,16 +157,16 @@ class SessionManager:
         """
         if self._started:
             return
-        await self.store.open()
-        # Independent reads, side by side: a start-up's round trips add up when the
-        # database is far away (docs/scaling.md).
-        # The marker is read before the sync: a revocation announced meanwhile moves it,
-        # and the first protected request syncs again; otherwise it need not.
-        marker = self._current_revocation_marker()
-        # Imported here: `import keyfob` (which loads this module) starts no event loop
-        # machinery (tests/test_import_boundaries.py).
+        # Imported here: `import keyfob` (which loads this module) pulls in no event
+        # loop machinery (tests/test_import_boundaries.py).
         import asyncio
 
+        await self.store.open()
+        # Read before the sync: a revocation announced meanwhile moves the marker and the
+        # first protected request syncs again; otherwise that request need not.
+        marker = self._current_revocation_marker()
+        # Independent reads, side by side: a start-up's round trips add up when the
+        # database is far away (docs/scaling.md, "Start-up against a remote database").
         await asyncio.gather(self.signing_keys.ensure_key(), self.sync_revocations())
         self._revocation_marker = marker
         self._started = True

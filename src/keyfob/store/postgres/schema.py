@@ -1,10 +1,10 @@
 """Bringing a PostgreSQL database's schema up to date: keyfob's migrations, applied once.
 
 The ledger is checked first, outside any transaction (one simple query, one round
-trip): an up-to-date database, the usual case at start-up, costs nothing more. Otherwise all pending
-migrations are applied in one transaction holding a transaction-scoped advisory lock, so
-instances starting together apply each migration once and the others wait for it (then
-find nothing left to do).
+trip): an up-to-date database, the usual case at start-up, costs nothing more. Otherwise
+all pending migrations are applied in one transaction holding a transaction-scoped
+advisory lock, so instances starting together apply each migration once and the others
+wait for it (then find nothing left to do).
 """
 
 from __future__ import annotations

@@ -197,6 +197,7 @@ class PostgresStore:
         """Stop the listener, give up the purge lock and close every connection."""
         await self._listener.close(within=self.connect_timeout)
         await self.release_purge_lock()
+        self._migrated = False  # reopened, it checks the schema again
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close(within=self.connect_timeout)
