@@ -122,6 +122,7 @@ class SessionManager:
         )
         self._revocations_synced_at: float | None = None
         self._revocation_marker: object = None
+        self._started = False
 
     def __repr__(self) -> str:
         return f"SessionManager(store={self.store!r})"
@@ -149,12 +150,36 @@ class SessionManager:
     # lifecycle of the manager itself
 
     async def start(self) -> None:
-        """Open the store (applying migrations) and load or create the signing key."""
+        """Open the store (applying migrations) and load or create the signing key.
+
+        Nothing happens if it is started already (``keyfob serve`` starts the manager
+        before the app's lifespan does, to report an unreachable store in one line).
+        """
+        if self._started:
+            return
+        # Imported here: `import keyfob` (which loads this module) pulls in no event
+        # loop machinery (tests/test_import_boundaries.py).
+        import asyncio
+
         await self.store.open()
-        await self.signing_keys.ensure_key()
-        await self.sync_revocations()
+        # Read before the sync: a revocation announced meanwhile moves the marker and the
+        # first protected request syncs again; otherwise that request need not.
+        marker = self._current_revocation_marker()
+        # Independent reads, side by side: a start-up's round trips add up when the
+        # database is far away (docs/scaling.md, "Start-up against a remote database").
+        await asyncio.gather(self.signing_keys.ensure_key(), self.sync_revocations())
+        self._revocation_marker = marker
+        self._started = True
+
+    def _current_revocation_marker(self) -> object:
+        marker = self.store.revocation_marker()
+        if self.revocation_feed is not None:
+            return (marker, self.revocation_feed.marker)
+        return marker
 
     async def close(self) -> None:
+        self._started = False
+        self._revocation_marker = None
         await self.store.close()
 
     async def __aenter__(self) -> SessionManager:
@@ -297,9 +322,7 @@ class SessionManager:
         Protected routes of a multi-process server use this, so a session revoked
         through one worker is refused by every worker at once.
         """
-        marker = self.store.revocation_marker()
-        if self.revocation_feed is not None:
-            marker = (marker, self.revocation_feed.marker)
+        marker = self._current_revocation_marker()
         if marker != self._revocation_marker:
             await self.sync_revocations()
             self._revocation_marker = marker

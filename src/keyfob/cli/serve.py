@@ -8,6 +8,8 @@ the ``KEYFOB_*`` variables they stand for: one process or many see the same sett
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import errno
 import importlib.util
 import os
@@ -19,6 +21,7 @@ import click
 
 from .. import __version__
 from ..core.keys import KeyRecord
+from ..exceptions import KeyfobError
 from ..manager import SessionManager
 from ..settings import Settings
 from .output import store_description
@@ -121,12 +124,71 @@ def serve(host: str, port: int, workers: int, log_level: str, **flags: Any) -> N
             "keyfob serve needs the 'server' extra: pip install 'keyfob[server]'"
         ) from None
     check_port_free(host, port)
-    applied, key = run(lambda: _prepare(settings))
-
     # The workers build their own Settings.from_env(): hand every flag over as its variable.
     for name, value in given.items():
         os.environ["KEYFOB_" + name.upper()] = value
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop" if importlib.util.find_spec("uvloop") else "auto",
+        "http": "httptools" if importlib.util.find_spec("httptools") else "auto",
+        "log_level": log_level,
+        "log_config": _log_config(log_level),
+        "server_header": False,
+    }
+    if workers == 1:
+        _serve_here(settings, base_url, options)
+        return
+    applied, key = run(lambda: _prepare(settings))
+    _announce(settings, base_url, applied, key)
+    uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
 
+
+def _serve_here(settings: Settings, base_url: str, options: dict[str, Any]) -> None:
+    """One worker: start the app's manager and serve, in this process and event loop.
+
+    No separate preparation pass: against a database far away each pass is a handful of
+    round trips, and the worker's own start-up already migrates, loads the signing keys
+    (creating the first) and reads recent revocations (docs/scaling.md, "Start-up").
+    Migrations applied are logged by the store.
+    """
+    import uvicorn
+
+    from ..server.app import create_app
+
+    try:
+        app = create_app(settings)
+    except KeyfobError as exc:
+        raise CliError(str(exc)) from None
+    config = uvicorn.Config(app, **options)  # configures logging, before anything logs
+    manager: SessionManager = app.state.manager
+
+    async def start_and_serve() -> None:
+        try:
+            # Started here so that a store that cannot be reached is a one-line error;
+            # the app's lifespan then finds it started.
+            try:
+                await manager.start()
+            except KeyfobError as exc:
+                raise CliError(str(exc)) from None
+            now = manager.clock.now()
+            records = manager.keys()
+            key = max(
+                (r for r in records if r.can_sign(now)),
+                key=lambda r: r.activates_at,
+                default=None,
+            )
+            _announce(settings, base_url, [], key)
+            await uvicorn.Server(config).serve()
+        finally:
+            await manager.close()
+
+    # The event loop uvicorn would run (uvloop when installed), as uvicorn.run() does.
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(start_and_serve())
+
+
+def _announce(settings: Settings, base_url: str, applied: list[str], key: KeyRecord | None) -> None:
     click.echo(f"keyfob {__version__} listening on {base_url} (issuer {settings.issuer})")
     click.echo(f"store: {store_description(settings)}")
     if applied:
@@ -135,14 +197,12 @@ def serve(host: str, port: int, workers: int, log_level: str, **flags: Any) -> N
         click.echo(f"signing key: {key.kid} ({key.alg})")
     click.echo(f"demo page: {base_url}/   JWKS: {base_url}/.well-known/jwks.json")
     sys.stdout.flush()
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
-        http="httptools" if importlib.util.find_spec("httptools") else "auto",
-        log_level=log_level,
-        server_header=False,
-    )
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, with keyfob's own loggers printed beside uvicorn's."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["keyfob"] = {"handlers": ["default"], "level": level.upper()}
+    return config

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
@@ -49,6 +49,8 @@ logger = logging.getLogger("keyfob")
 #: How much longer than ``statement_timeout`` the client waits for an answer: past it,
 #: the server or the network stopped answering altogether.
 _CLIENT_MARGIN: Final = 1.0
+#: Connections the pool opens with: enough for the start-up reads to run side by side.
+_START_CONNECTIONS: Final = 2
 
 
 class PostgresStore:
@@ -124,6 +126,7 @@ class PostgresStore:
         )
         self._purge_lock = PurgeLock(lambda: self._connect(self.session_dsn), self.connect_timeout)
         self._opening = asyncio.Lock()
+        self._migrated = False
 
     @classmethod
     def from_url(cls, url: str, *, settings: Settings | None = None) -> PostgresStore:
@@ -159,26 +162,33 @@ class PostgresStore:
     async def open(self) -> None:
         """Connect the pool, apply pending migrations and start the revocation listener.
 
-        If any of it fails, a store this call started connecting is left closed again.
+        The pool and the listener connect side by side: each step is a round trip or
+        two, and a database 100 ms away makes every sequential one felt at start-up
+        (docs/scaling.md, bench/startup_remote_pg.py). If any of it fails, a store this
+        call started connecting is left closed again.
         """
         async with self._opening:
             was_open = self._pool is not None
             try:
-                await self._ensure_pool()
-                await self.migrate()
-                await self._listener.start()
+                await _all(self.migrate(), self._listener.start())
             except BaseException:
                 if not was_open:
                     await self.close()
                 raise
 
     async def migrate(self) -> list[str]:
-        """Apply pending migrations (connecting first if needed); return their names."""
+        """Apply pending migrations (connecting first if needed); return their names.
+
+        A store that has brought the schema up to date does not check it again.
+        """
         await self._ensure_pool()
-        async with self._connection() as conn:
+        if self._migrated:
+            return []
+        async with self._connection("migrating") as conn:
             applied_now = await apply_migrations(
                 conn, self._migrations, statement_timeout=self.migration_timeout
             )
+        self._migrated = True
         for migration in applied_now:
             logger.info("applied PostgreSQL migration %s", migration.name)
         return [m.name for m in applied_now]
@@ -187,6 +197,7 @@ class PostgresStore:
         """Stop the listener, give up the purge lock and close every connection."""
         await self._listener.close(within=self.connect_timeout)
         await self.release_purge_lock()
+        self._migrated = False  # reopened, it checks the schema again
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close(within=self.connect_timeout)
@@ -196,7 +207,9 @@ class PostgresStore:
             return
         pool = ConnectionPool(lambda: self._connect(self.dsn), self.pool_max)
         with translate("connecting"):
-            await pool.fill(self.pool_min)
+            # At least two (when pool_max allows): the first reads at start-up (signing
+            # keys, recent revocations) run side by side, not one after the other.
+            await pool.fill(min(self.pool_max, max(self.pool_min, _START_CONNECTIONS)))
         if self._pool is not None:  # another task opened the store meanwhile
             await pool.close(within=self.connect_timeout)
             return
@@ -417,3 +430,17 @@ class PostgresStore:
     async def delete_keys(self, kids: Sequence[str]) -> None:
         if kids:
             await self._execute(sql.DELETE_KEYS, list(kids))
+
+
+async def _all(*steps: Awaitable[object]) -> None:
+    """Run ``steps`` side by side; on the first failure cancel the rest and raise it."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for step in steps:
+                group.create_task(_awaited(step))
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
+async def _awaited(step: Awaitable[object]) -> None:
+    await step
