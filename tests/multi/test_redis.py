@@ -119,26 +119,26 @@ async def test_rate_limits_fall_back_to_process_counters_while_redis_is_away() -
     failing open) while it does not; shared again once it is back."""
     with RedisServer() as server:
         uri = redis_storage_uri(server.url)
-        limits = RateLimits(login_per_account="3/minute", storage_uri=uri)
+        limits = RateLimits(register_per_address="3/minute", storage_uri=uri)
         one, two = RateLimiter(limits), RateLimiter(limits)
         try:
             for limiter in (one, two, one):
-                await limiter.check_login("10.0.0.1", "shared")
+                await limiter.check_register("10.0.0.1")
             with pytest.raises(RateLimited):
-                await two.check_login("10.0.0.1", "shared")
+                await two.check_register("10.0.0.1")
 
             server.stop()
             assert isinstance(one.storage, FallbackStorage)
             for _ in range(3):
-                await one.check_login("10.0.0.1", "alone")
+                await one.check_register("10.0.0.2")
             with pytest.raises(RateLimited):
-                await one.check_login("10.0.0.1", "alone")
+                await one.check_register("10.0.0.2")
             assert not one.storage.using_shared
 
             server.start()
             fallback = one.storage
             fallback._shared_down_until = 0.0  # as if RETRY_SHARED_AFTER (5 s) had passed
-            await one.check_login("10.0.0.1", "back")
+            await one.check_register("10.0.0.3")
             assert fallback.using_shared
         finally:
             await one.aclose()

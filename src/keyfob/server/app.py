@@ -83,7 +83,7 @@ def create_app(
         store = open_store(settings.store_url, settings=settings)
     purge_lock = store if isinstance(store, PurgeLock) else None
     fanout: RevocationFanout | None = None
-    limits = rate_limits or RateLimits()
+    limits = rate_limits or RateLimits.from_settings(settings)
     if settings.redis_url:
         # Imported here: redis is an optional dependency, needed only with a Redis URL.
         from .fanout import RevocationFanout
