@@ -24,7 +24,6 @@ the timing does not tell them apart.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import os
 import sys
@@ -108,6 +107,10 @@ class PasswordPool:
         # The slot is given back when the thread is done, not when the caller stops
         # waiting: a cancelled login's hash still occupies a thread until it ends.
         future.add_done_callback(lambda _: self._slots.release())
+        # Imported here, where a loop is running anyway: `import keyfob` (and with it
+        # keyfob.core) loads no event loop (tests/test_import_boundaries.py).
+        import asyncio
+
         return await asyncio.wrap_future(future)
 
     def _pool(self) -> concurrent.futures.ThreadPoolExecutor:

@@ -12,8 +12,6 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from limits import parse_many
-
 from ..exceptions import ConfigurationError
 
 __all__ = [
@@ -135,6 +133,10 @@ def parse_rate_limit(raw: str, name: str) -> str:
     """
     if not isinstance(raw, str):
         raise ConfigurationError(f"KEYFOB_{name.upper()} must be text like 10/minute, not {raw!r}")
+    # Imported here: limits imports asyncio, and `import keyfob` (settings included)
+    # stays free of the event loop (tests/test_import_boundaries.py).
+    from limits import parse_many
+
     text = raw.strip()
     try:
         items = parse_many(text) if text else []
