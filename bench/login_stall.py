@@ -10,8 +10,11 @@ load on the other), as a one-core worker runs in production::
 First the refresher runs alone (the baseline), then beside ``--logins`` clients that
 log in back to back. Reported: refresh p50/p99/max in each phase, logins per second and
 their p50, and any non-2xx answers (a full hashing queue answers 429). The target is a
-refresh p99 under 50 ms during the logins (issue 12). A probe, not a test: the machine
-is shared, so read the figures beside the baseline of the same run.
+refresh p99 under 50 ms during the logins (issue 12). A probe, not a test: on a shared
+machine read the figures beside the baseline of the same run and the load average it
+prints: under heavy outside load the refresher alone is already slower, and the
+loaded phase's max shows single stalls whose source (server, client or scheduler) this
+probe does not tell apart.
 """
 
 from __future__ import annotations
@@ -178,14 +181,15 @@ def table(alone: Phase, loaded: Phase, logins: int) -> str:
     return "\n".join(rows) + f"\n\nNon-2xx answers to the logins: {refused}.\n"
 
 
-def docs_section(body: str, seconds: float, pin: bool) -> str:
+def docs_section(body: str, seconds: float, pin: bool, load: float) -> str:
     where = "server pinned to CPU 0, clients on the others" if pin else "no CPU pinning"
     return (
         f"{BEGIN}\n## Logins beside refreshes\n\n"
         f"`bench/login_stall.py`: one client refreshing back to back while 12 clients log "
         f"in back to back, against `keyfob serve` (one worker, SQLite, argon2id "
         f"`rfc9106-low-memory`; {where}; {seconds:g} s, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, shared machine). Password hashing runs on 2 threads at "
+        f"{os.cpu_count()} CPUs, shared machine: load average {load:.1f} when it began). "
+        f"Password hashing runs on 2 threads at "
         f"nice 19 (`keyfob.password_pool`), so the event loop keeps the CPU for refreshes "
         f"and logins queue instead. Target: refresh p99 under 50 ms during the logins.\n\n"
         f"{body}{END}\n"
@@ -213,11 +217,12 @@ def main() -> None:
     if pin:
         # The clients stay off the server's CPU.
         os.sched_setaffinity(0, set(range(1, os.cpu_count() or 2)))
+    load = os.getloadavg()[0]
     alone, loaded = asyncio.run(measure(args.seconds, args.logins, pin))
     body = table(alone, loaded, args.logins)
-    print(body)
+    print(f"load average {load:.1f} when it began (other work on the machine)\n{body}")
     if args.write_docs:
-        write_docs(docs_section(body, args.seconds, pin))
+        write_docs(docs_section(body, args.seconds, pin, load))
         print(f"wrote {DOCS.relative_to(ROOT)}")
 
 
