@@ -4,8 +4,8 @@ One argon2id hash or verification costs ~110 ms of CPU (``rfc9106-low-memory``).
 the event loop, a dozen concurrent logins stall every other request of the process,
 refreshes and the JWKS included, for about a second. Run in the default executor at
 normal priority, the hashes still take the core away from the loop on a one-core
-worker (refresh p99 212 to 281 ms; ``/work/shared/notes/perf-refresh.md``, reproduced by
-``bench/login_stall.py``). So:
+worker (refresh p99 212 to 281 ms, measured December 2026; ``bench/login_stall.py``
+measures the design below, ``docs/benchmarks.md`` has its figures). So:
 
 - **a dedicated pool of 1 or 2 threads**: at most that many hashes run at once, whatever
   the number of logins in flight;
