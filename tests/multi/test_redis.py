@@ -263,9 +263,7 @@ async def test_redis_stopping_mid_run_changes_nothing_that_matters(
                     await asyncio.sleep(0.005)
 
                 # Per process now: a throttles after its own 5 failures, b has seen none.
-                a_statuses = [
-                    await login_status(a, "steady", "wrong password!") for _ in range(5)
-                ]
+                a_statuses = [await login_status(a, "steady", "wrong password!") for _ in range(5)]
                 a_statuses.append(await login_status(a, "steady", PASSWORD))
                 assert a_statuses == [400] * 5 + [429]
                 assert await login_status(b, "steady", PASSWORD) == 200, "b counts on its own"

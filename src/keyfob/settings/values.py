@@ -133,11 +133,15 @@ def parse_rate_limit(raw: str, name: str) -> str:
     """
     if not isinstance(raw, str):
         raise ConfigurationError(f"KEYFOB_{name.upper()} must be text like 10/minute, not {raw!r}")
-    # Imported here: limits imports asyncio, and `import keyfob` (settings included)
-    # stays free of the event loop (tests/test_import_boundaries.py).
-    from limits import parse_many
-
     text = raw.strip()
+    try:
+        # Imported here: limits imports asyncio, and `import keyfob` (settings included)
+        # stays free of the event loop (tests/test_import_boundaries.py).
+        from limits import parse_many
+    except ImportError:
+        # limits comes with the server extra; without it nothing enforces the limits,
+        # and the server, which needs it, reads them again (RateLimiter) when it starts.
+        return text
     try:
         items = parse_many(text) if text else []
     except ValueError:
