@@ -68,7 +68,7 @@ def keyfob_app() -> Starlette:
     many = "100000000/minute"
     limits = RateLimits(
         login_per_address=many,
-        login_per_account=many,
+        login_failures_per_account=many,
         register_per_address=many,
         refresh_per_session=many,
     )

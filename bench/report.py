@@ -57,7 +57,18 @@ def write_report(data: dict[str, Any], docs: Path, plots: Path) -> None:
     images = _plots(data, plots)
     docs.parent.mkdir(parents=True, exist_ok=True)
     rel = Path(os.path.relpath(plots, docs.parent))
-    docs.write_text(_markdown(data, {k: rel / v for k, v in images.items()}))
+    text = _markdown(data, {k: rel / v for k, v in images.items()})
+    docs.write_text(text + _kept_sections(docs))
+
+
+def _kept_sections(docs: Path) -> str:
+    """Sections other probes write into the page (bench/login_stall.py), kept as they are."""
+    from login_stall import BEGIN, END
+
+    old = docs.read_text(encoding="utf-8") if docs.exists() else ""
+    if BEGIN not in old or END not in old:
+        return ""
+    return "\n" + BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
 
 
 # --- markdown ---------------------------------------------------------------------------

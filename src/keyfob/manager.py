@@ -41,6 +41,7 @@ from .core.refresh_tokens import (
 from .core.revocation import RevokedSids
 from .events import EventLog
 from .exceptions import BadSignature, ConfigurationError
+from .password_pool import PasswordPool
 from .revocation_feed import RevocationFeed
 from .sessions import ReuseHook, Sessions, clean_device
 from .settings import Settings, load_deployment_secret
@@ -83,7 +84,11 @@ class SessionManager:
         self.accounts = Accounts(
             store,
             self.event_log,
-            hasher=PasswordHasher(settings.password_profile),
+            passwords=PasswordPool(
+                PasswordHasher(settings.password_profile),
+                threads=settings.password_hash_threads,
+                queue_limit=settings.password_hash_queue,
+            ),
             policy=PasswordPolicy(min_length=settings.password_min_length),
             clock=self.clock,
         )
@@ -180,6 +185,7 @@ class SessionManager:
     async def close(self) -> None:
         self._started = False
         self._revocation_marker = None
+        self.accounts.close()
         await self.store.close()
 
     async def __aenter__(self) -> SessionManager:

@@ -119,26 +119,26 @@ async def test_rate_limits_fall_back_to_process_counters_while_redis_is_away() -
     failing open) while it does not; shared again once it is back."""
     with RedisServer() as server:
         uri = redis_storage_uri(server.url)
-        limits = RateLimits(login_per_account="3/minute", storage_uri=uri)
+        limits = RateLimits(register_per_address="3/minute", storage_uri=uri)
         one, two = RateLimiter(limits), RateLimiter(limits)
         try:
             for limiter in (one, two, one):
-                await limiter.check_login("10.0.0.1", "shared")
+                await limiter.check_register("10.0.0.1")
             with pytest.raises(RateLimited):
-                await two.check_login("10.0.0.1", "shared")
+                await two.check_register("10.0.0.1")
 
             server.stop()
             assert isinstance(one.storage, FallbackStorage)
             for _ in range(3):
-                await one.check_login("10.0.0.1", "alone")
+                await one.check_register("10.0.0.2")
             with pytest.raises(RateLimited):
-                await one.check_login("10.0.0.1", "alone")
+                await one.check_register("10.0.0.2")
             assert not one.storage.using_shared
 
             server.start()
             fallback = one.storage
             fallback._shared_down_until = 0.0  # as if RETRY_SHARED_AFTER (5 s) had passed
-            await one.check_login("10.0.0.1", "back")
+            await one.check_register("10.0.0.3")
             assert fallback.using_shared
         finally:
             await one.aclose()
@@ -180,9 +180,9 @@ async def notify_trigger_disabled(dsn: str) -> AsyncIterator[None]:
         await conn.close()
 
 
-async def login_status(client: httpx.AsyncClient, username: str) -> int:
+async def login_status(client: httpx.AsyncClient, username: str, password: str) -> int:
     r = await client.post(
-        "/auth/login", json={"username": username, "password": PASSWORD, "transport": "body"}
+        "/auth/login", json={"username": username, "password": password, "transport": "body"}
     )
     if r.status_code == 429:
         assert int(r.headers["retry-after"]) >= 1
@@ -193,12 +193,16 @@ async def login_status(client: httpx.AsyncClient, username: str) -> int:
 @pytest.mark.postgres
 @pytest.mark.shared_database
 async def test_rate_limit_counters_are_shared_by_instances(redis_cluster: Cluster) -> None:
-    """The per-account login limit (10 a minute) counts logins through both instances
-    together: the 11th is refused, where each instance alone would have seen 5 or 6."""
+    """The login throttle (5 failures of one account from one address) counts failures
+    through both instances together: after 5, alternating, even the right password
+    waits, where each instance alone would have seen 2 or 3."""
     async with clients(redis_cluster.urls) as (a, b):
         await register(a, "counted")
-        statuses = [await login_status((a, b)[i % 2], "counted") for i in range(11)]
-    assert statuses == [200] * 10 + [429]
+        statuses = [
+            await login_status((a, b)[i % 2], "counted", "wrong password!") for i in range(5)
+        ]
+        statuses.append(await login_status(b, "counted", PASSWORD))
+    assert statuses == [400] * 5 + [429]
 
 
 @pytest.mark.slow
@@ -258,10 +262,11 @@ async def test_redis_stopping_mid_run_changes_nothing_that_matters(
                     assert time.monotonic() - started < PROPAGATION_DEADLINE
                     await asyncio.sleep(0.005)
 
-                # Per process now: instance a has counted 1 of the account's logins.
-                a_statuses = [await login_status(a, "steady") for _ in range(10)]
-                assert a_statuses == [200] * 9 + [429]
-                assert await login_status(b, "steady") == 200, "b counts on its own"
+                # Per process now: a throttles after its own 5 failures, b has seen none.
+                a_statuses = [await login_status(a, "steady", "wrong password!") for _ in range(5)]
+                a_statuses.append(await login_status(a, "steady", PASSWORD))
+                assert a_statuses == [400] * 5 + [429]
+                assert await login_status(b, "steady", PASSWORD) == 200, "b counts on its own"
 
             output = cluster.output()
     assert "Traceback" not in output

@@ -80,8 +80,8 @@ def unlimited() -> RateLimits:
     many = "1000000/minute"
     return RateLimits(
         login_per_address=many,
-        login_per_account=many,
+        login_failures_per_account=many,
         register_per_address=many,
         refresh_per_session=many,
-        lockout_after=1000000,
+        throttle_after=1000000,
     )

@@ -17,7 +17,8 @@ SECURE_COOKIE = "__Secure-keyfob_refresh"
 
 
 def set_cookie(r: httpx.Response) -> str:
-    values = r.headers.get_list("set-cookie")
+    """The one refresh cookie an answer sets (a login also sets the device cookie)."""
+    values = [v for v in r.headers.get_list("set-cookie") if "keyfob_device=" not in v]
     assert len(values) == 1
     return values[0]
 

@@ -31,8 +31,9 @@ def server(tmp_path: Path) -> Iterator[UvicornProcess]:
 
 
 def cookie_of(r: httpx.Response) -> tuple[str, str]:
-    """(the Cookie header to send back, the full Set-Cookie) of an answer."""
-    set_cookie = r.headers["set-cookie"]
+    """(the Cookie header to send back, the full Set-Cookie) of an answer's refresh
+    cookie (a login also sets the device cookie)."""
+    set_cookie = next(v for v in r.headers.get_list("set-cookie") if "keyfob_device=" not in v)
     return set_cookie.partition(";")[0], set_cookie
 
 

@@ -1,5 +1,6 @@
-"""Rate limits (spec §7): 429 with Retry-After for login floods and lockouts, while racing
-refreshes of one client are never refused."""
+"""Rate limits (spec §7): 429 with Retry-After for login and registration floods, while
+racing refreshes of one client are never refused. Login throttling (never a lockout) is
+tested in test_ratelimit_throttle.py."""
 
 from __future__ import annotations
 
@@ -45,64 +46,6 @@ async def test_login_is_limited_per_client_address(settings: Settings, clock: Fr
             assert (await wrong_password(client, name)).status_code == 400
         retry_after = assert_429(await wrong_password(client, "d"))
         assert retry_after <= 60
-
-
-async def test_login_is_limited_per_account(settings: Settings, clock: FrozenClock) -> None:
-    """Too many attempts on one account are refused even with the right password."""
-    app = app_with(settings, clock, login_per_account="2/minute")
-    async with running(app) as client:
-        await register(client)
-        await wrong_password(client)
-        await wrong_password(client)
-        r = await client.post("/auth/login", json={"username": "alice", "password": PASSWORD})
-        assert_429(r)
-        # Another account is not affected.
-        assert (await wrong_password(client, "bob")).status_code == 400
-
-
-async def test_unknown_accounts_are_limited_like_real_ones(
-    settings: Settings, clock: FrozenClock
-) -> None:
-    """The per-account limit and lockout bite the same for a name that does not exist."""
-    app = app_with(settings, clock, lockout_after=2)
-    async with running(app) as client:
-        await register(client)
-        for name in ("alice", "nobody"):
-            assert (await wrong_password(client, name)).status_code == 400
-            assert (await wrong_password(client, name)).status_code == 400
-            assert_429(await wrong_password(client, name))
-
-
-async def test_consecutive_failures_lock_the_account_with_growing_backoff(
-    settings: Settings, clock: FrozenClock
-) -> None:
-    """After N failures the account is locked (even for the right password); each further
-    failure after the lock expires doubles the lockout."""
-    app = app_with(settings, clock, lockout_after=2, lockout_base=1.0)
-    async with running(app) as client:
-        await register(client)
-        assert (await wrong_password(client)).status_code == 400
-        assert (await wrong_password(client)).status_code == 400  # locked for 1 s
-        r = await client.post("/auth/login", json={"username": "alice", "password": PASSWORD})
-        assert assert_429(r) == 1
-        await asyncio.sleep(1.05)
-        assert (await wrong_password(client)).status_code == 400  # locked for 2 s
-        assert assert_429(await wrong_password(client)) == 2
-
-
-async def test_a_successful_login_resets_the_failure_count(
-    settings: Settings, clock: FrozenClock
-) -> None:
-    """Failures followed by a success start the count again."""
-    app = app_with(settings, clock, lockout_after=3)
-    async with running(app) as client:
-        await register(client)
-        for _ in range(2):
-            assert (await wrong_password(client)).status_code == 400
-        await login(client, transport="body")
-        for _ in range(2):
-            assert (await wrong_password(client)).status_code == 400
-        await login(client, transport="body")
 
 
 async def test_register_is_limited_per_client_address(

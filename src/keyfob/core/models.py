@@ -48,6 +48,10 @@ class EventKind(enum.StrEnum):
 
     LOGIN_OK = "login_ok"
     LOGIN_FAILED = "login_failed"
+    #: Failed logins started a throttle (of one account from one client, or of an
+    #: account from all unknown clients): someone is guessing. Not a lockout: the owner
+    #: elsewhere, or on a browser that signed in before, can still sign in.
+    LOGIN_THROTTLED = "login_throttled"
     REUSE_DETECTED = "reuse_detected"
     REVOKE = "revoke"
     KEY_ROTATED = "key_rotated"

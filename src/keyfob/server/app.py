@@ -64,6 +64,8 @@ def create_app(
     The issuer is ``settings.issuer``, or :data:`DEFAULT_ISSUER` when empty; the origins
     allowed for cookie requests are ``settings.allowed_origins``, or the issuer's origin.
 
+    The rate limits are the settings' (``KEYFOB_RATE_LIMIT_*``,
+    :meth:`RateLimits.from_settings`) unless ``rate_limits`` is given.
     With ``settings.redis_url``, rate-limit counters are shared through Redis (unless
     ``rate_limits`` names another storage) and revocations are also fanned out through
     Redis pub/sub (:mod:`keyfob.server.fanout`); without Redis, or while it is away,
@@ -83,7 +85,7 @@ def create_app(
         store = open_store(settings.store_url, settings=settings)
     purge_lock = store if isinstance(store, PurgeLock) else None
     fanout: RevocationFanout | None = None
-    limits = rate_limits or RateLimits()
+    limits = rate_limits or RateLimits.from_settings(settings)
     if settings.redis_url:
         # Imported here: redis is an optional dependency, needed only with a Redis URL.
         from .fanout import RevocationFanout

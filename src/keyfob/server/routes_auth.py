@@ -28,6 +28,8 @@ from ..exceptions import (
 from ..transports.cookies import CookiePolicy
 from .context import ServerContext, client_address, request_scheme
 from .errors import error_response
+from .known_devices import KnownDevices
+from .ratelimit import account_key
 from .requests import (
     MAX_BODY_BYTES,
     has_body,
@@ -51,6 +53,7 @@ class AuthRoutes:
         self.manager = ctx.manager
         self.limiter = ctx.limiter
         self.transport = ctx.transport
+        self.devices = KnownDevices.from_settings(ctx.settings)
 
     def hot_routes(self) -> list[Route]:
         """The routes every client calls all the time (answered first: :mod:`.hot`)."""
@@ -91,15 +94,29 @@ class AuthRoutes:
         if transport == "cookie":
             policy = self.transport.login_cookie_policy(request_scheme(request), request.headers)
         address = client_address(request)
-        await self.limiter.check_login(address, username)
+        # A browser that signed in to this account before (see .known_devices).
+        account = account_key(username)
+        known = self.devices.identify(
+            self.transport.cookie_policy(request_scheme(request), request.headers),
+            request.headers.get("cookie"),
+            account,
+        )
+        await self.limiter.check_login(address, username, device=known)
         device = DeviceInfo(user_agent=request.headers.get("user-agent", ""), ip=address)
         try:
             pair = await self.manager.login(username, password, device=device)
         except AuthenticationFailed:
-            await self.limiter.login_failed(username)
+            throttle = await self.limiter.login_failed(address, username, device=known)
+            if throttle is not None:
+                await self.manager.accounts.record_throttled(
+                    username, ip=address, detail=throttle.detail
+                )
             raise
-        await self.limiter.login_succeeded(username)
-        return self._token_answer(pair, policy)
+        await self.limiter.login_succeeded(address, username, device=known)
+        response = self._token_answer(pair, policy)
+        if policy is not None:
+            response.headers.append("set-cookie", self.devices.set_cookie(policy, account))
+        return response
 
     # refresh and logout
 

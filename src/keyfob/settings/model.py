@@ -21,6 +21,7 @@ from .values import (
     Secret,
     parse_duration_setting,
     parse_origins,
+    parse_rate_limit,
     parse_secret,
     parse_secrets,
     parse_switch,
@@ -129,6 +130,44 @@ class Settings:
         default=None,
         metadata=about("optional Redis for shared rate limits and revocation fan-out", flag=True),
     )
+    rate_limit_login: str = field(
+        default="30/minute;300/hour",
+        metadata=about(
+            "login attempts per client address (limits notation: 10/minute;100/day)",
+            parse=parse_rate_limit,
+        ),
+    )
+    rate_limit_login_account: str = field(
+        default="100/hour;1000/day",
+        metadata=about(
+            "failed logins per account from all addresses together; browsers that signed "
+            "in to the account before are exempt (device cookie)",
+            parse=parse_rate_limit,
+        ),
+    )
+    login_throttle_after: int = field(
+        default=5,
+        metadata=about(
+            "failed logins of one account from one address (or known device) before each "
+            "further one makes that pair wait, 1 s doubling up to the maximum below",
+            parse=parse_whole_number,
+        ),
+    )
+    login_throttle_max: float = field(
+        default=900.0,
+        metadata=about("the longest wait imposed on one account and address pair", parse=_DURATION),
+    )
+    rate_limit_register: str = field(
+        default="10/minute;100/day",
+        metadata=about("account registrations per client address", parse=parse_rate_limit),
+    )
+    rate_limit_refresh: str = field(
+        default="120/minute",
+        metadata=about(
+            "refreshes per session (generous: racing tabs and retries must pass)",
+            parse=parse_rate_limit,
+        ),
+    )
     insecure_dev_cookies: bool = field(
         default=False,
         metadata=about(
@@ -149,6 +188,21 @@ class Settings:
     )
     password_min_length: int = field(
         default=10, metadata=about("minimum password length", parse=parse_whole_number)
+    )
+    password_hash_threads: int = field(
+        default=2,
+        metadata=about(
+            "threads per process that hash and check passwords, at the lowest OS priority",
+            parse=parse_whole_number,
+        ),
+    )
+    password_hash_queue: int = field(
+        default=32,
+        metadata=about(
+            "password hashes waiting or running per process before logins and "
+            "registrations get 429 with Retry-After",
+            parse=parse_whole_number,
+        ),
     )
     leeway: float = field(
         default=30.0,
@@ -210,8 +264,17 @@ class Settings:
         for name in ("revocation_resync_interval", "key_reload_interval", "purge_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if self.login_throttle_after < 1 or self.login_throttle_max < 1:
+            raise ConfigurationError("login_throttle_after and login_throttle_max must be >= 1")
+        if not 1 <= self.password_hash_threads <= self.password_hash_queue:
+            raise ConfigurationError(
+                "password_hash_threads must be at least 1 and at most password_hash_queue"
+            )
         for described in SETTINGS:
             value = getattr(self, described.name)
+            if described.parse is parse_rate_limit:
+                # Also when set from Python, not only from the environment.
+                described.parse(value, described.name)
             if described.choices and value not in described.choices:
                 choices = ", ".join(described.choices)
                 raise ConfigurationError(

@@ -21,6 +21,7 @@ __all__ = [
     "parse_duration",
     "parse_duration_setting",
     "parse_origins",
+    "parse_rate_limit",
     "parse_secret",
     "parse_secrets",
     "parse_switch",
@@ -122,3 +123,34 @@ def parse_secrets(raw: str, name: str) -> tuple[Secret, ...]:
 def parse_origins(raw: str, name: str) -> tuple[str, ...]:
     """Comma-separated origins, without a trailing slash (browsers send none)."""
     return tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+
+
+def parse_rate_limit(raw: str, name: str) -> str:
+    """Limits in ``limits`` notation, checked now: ``10/minute;100/day``.
+
+    Several limits are separated by ``;`` (or ``,``); each is ``N/unit`` or
+    ``N per M units``. A typo fails at startup rather than at the first login.
+    """
+    if not isinstance(raw, str):
+        raise ConfigurationError(f"KEYFOB_{name.upper()} must be text like 10/minute, not {raw!r}")
+    text = raw.strip()
+    try:
+        # Imported here: limits imports asyncio, and `import keyfob` (settings included)
+        # stays free of the event loop (tests/test_import_boundaries.py).
+        from limits import parse_many
+    except ImportError:
+        # limits comes with the server extra; without it nothing enforces the limits,
+        # and the server, which needs it, reads them again (RateLimiter) when it starts.
+        return text
+    try:
+        items = parse_many(text) if text else []
+    except ValueError:
+        items = []
+    if not items:
+        raise ConfigurationError(
+            f"KEYFOB_{name.upper()} is not a rate limit in limits notation: {raw!r} "
+            "(e.g. 10/minute;100/day)"
+        )
+    if any(item.amount < 1 for item in items):
+        raise ConfigurationError(f"KEYFOB_{name.upper()} must allow at least 1 request: {raw!r}")
+    return text
