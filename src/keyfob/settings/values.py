@@ -7,6 +7,7 @@ accept seconds or a unit suffix: ``900``, ``15m``, ``7d``. Secrets print masked.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from collections.abc import Callable
@@ -20,6 +21,7 @@ __all__ = [
     "format_duration",
     "parse_duration",
     "parse_duration_setting",
+    "parse_networks",
     "parse_origins",
     "parse_secret",
     "parse_secrets",
@@ -122,3 +124,22 @@ def parse_secrets(raw: str, name: str) -> tuple[Secret, ...]:
 def parse_origins(raw: str, name: str) -> tuple[str, ...]:
     """Comma-separated origins, without a trailing slash (browsers send none)."""
     return tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+
+
+def parse_networks(raw: str, name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks, each written back as a network
+    (``10.0.0.1`` → ``10.0.0.1/32``). Host names and ``*`` are refused: trusting a name or
+    everyone must be spelled out (``0.0.0.0/0,::/0``), never slip in by a typo."""
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item)))
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"KEYFOB_{name.upper()}: {item!r} is not an IP address or network ({exc}); "
+                "write addresses or CIDRs such as 10.0.0.5,10.1.0.0/16 "
+                "(0.0.0.0/0,::/0 trusts every peer)"
+            ) from None
+    return tuple(networks)
