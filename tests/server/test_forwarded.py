@@ -4,6 +4,7 @@ never a client's own X-Forwarded-For, and never uvicorn's defaults."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -227,3 +228,25 @@ def test_serve_takes_the_client_from_a_configured_proxy(tmp_path: Path) -> None:
         assert "; Secure" in r.headers["set-cookie"]
         r = client.get("/auth/sessions", headers=bearer(r.json()["access_token"]))
         assert [s["device"]["ip"] for s in r.json()["sessions"]] == ["203.0.113.5"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("access_log", ["on", "off"])
+def test_serve_access_log_follows_the_setting_and_the_resolved_client(
+    tmp_path: Path, access_log: str
+) -> None:
+    """KEYFOB_ACCESS_LOG turns serve's access log on or off; when on, it names the client
+    the trusted proxy forwarded for, not the proxy."""
+    env = {"KEYFOB_ACCESS_LOG": access_log, "KEYFOB_FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    with UvicornProcess(tmp_path, serve=True, env=env, log_level="info") as server:
+        r = httpx.get(
+            server.url + "/.well-known/jwks.json", headers={"X-Forwarded-For": "203.0.113.5"}
+        )
+        assert r.status_code == 200
+        time.sleep(0.2)  # the log line is written as the answer starts; let it land
+        lines = [line for line in server.output().splitlines() if "GET /.well-known/jwks" in line]
+    if access_log == "on":
+        # The readiness probes came without the header: the last line is the test's.
+        assert "203.0.113.5:0" in lines[-1] and "127.0.0.1" not in lines[-1], lines
+    else:
+        assert lines == []

@@ -40,8 +40,10 @@ class UvicornProcess:
         workers: int = 1,
         env: dict[str, str] | None = None,
         serve: bool = False,
+        log_level: str = "warning",
     ):
         self.serve = serve
+        self.log_level = log_level
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -69,12 +71,12 @@ class UvicornProcess:
         where = ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
         if self.serve:
             command = [
-                sys.executable, "-m", "keyfob.cli", "serve", *where, "--log-level", "warning",
+                sys.executable, "-m", "keyfob.cli", "serve", *where, "--log-level", self.log_level,
             ]  # fmt: skip
         else:
             command = [
                 sys.executable, "-m", "uvicorn", "keyfob.server.app:app_from_env", "--factory",
-                *where, "--no-proxy-headers", "--no-access-log", "--log-level", "warning",
+                *where, "--no-proxy-headers", "--no-access-log", "--log-level", self.log_level,
             ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
