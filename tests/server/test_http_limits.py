@@ -185,3 +185,30 @@ def test_settings_defaults_are_sane() -> None:
     for bad in ({"max_head_size": 10}, {"read_timeout": 0}, {"max_concurrency": -1}):
         with pytest.raises(ConfigurationError):
             Settings(**bad)  # type: ignore[arg-type]
+
+
+def test_pipelined_and_split_requests_are_served(served: UvicornProcess) -> None:
+    """The limits change nothing for well-behaved clients: two pipelined requests in one
+    write get two answers in order, and a request split over several reads within the
+    timeout is answered (its timer is cancelled when it completes)."""
+    jwks = b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\n\r\n"
+    with connect(served) as sock:
+        sock.sendall(jwks + JWKS)
+        answer = read_all(sock)
+    assert answer.count(b"HTTP/1.1 200 ") == 2
+    with connect(served) as sock:
+        for piece in (JWKS[:10], JWKS[10:30], JWKS[30:]):
+            sock.sendall(piece)
+            time.sleep(READ_TIMEOUT / 4)
+        assert read_all(sock).startswith(b"HTTP/1.1 200 ")
+    with connect(served) as sock:
+        # A keep-alive connection idle between requests is uvicorn's keep-alive business;
+        # a request that arrives in pieces after a first answer is timed afresh.
+        sock.sendall(jwks)
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        time.sleep(READ_TIMEOUT / 2)
+        sock.sendall(JWKS[:20])
+        time.sleep(READ_TIMEOUT / 2)
+        sock.sendall(JWKS[20:])
+        assert (first + read_all(sock)).count(b"HTTP/1.1 200 ") == 2
