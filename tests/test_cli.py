@@ -15,6 +15,7 @@ from keyfob import SessionManager, Settings
 from keyfob.cli import cli
 from keyfob.cli.output import mask_url, render_table
 from keyfob.cli.serve import APP_FACTORY
+from keyfob.server.http11 import ConnectionLimits, LimitedHttpToolsProtocol
 from keyfob.settings import SETTINGS
 from keyfob.store import open_store
 
@@ -243,7 +244,13 @@ def test_serve_hands_settings_to_uvicorn_workers(
     assert kwargs["factory"] is True
     assert kwargs["workers"] == 3
     assert (kwargs["host"], kwargs["port"]) == ("127.0.0.1", port)
-    assert (kwargs["loop"], kwargs["http"]) == ("uvloop", "httptools")
+    assert kwargs["loop"] == "uvloop"
+    # httptools with keyfob's head limits; uvicorn's own forwarding rules off.
+    assert kwargs["http"].func is LimitedHttpToolsProtocol
+    assert kwargs["http"].keywords["limits"] == ConnectionLimits(32 * 1024, 10.0)
+    assert kwargs["proxy_headers"] is False
+    assert kwargs["limit_concurrency"] == 1000
+    assert kwargs["access_log"] is True
     assert f"listening on http://localhost:{port}" in result.output
     assert f"store: {store_url}" in result.output
     assert "signing key:" in result.output

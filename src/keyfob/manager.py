@@ -278,9 +278,11 @@ class SessionManager:
         """
         return await self.sessions.refresh(refresh_token)
 
-    async def logout(self, refresh_token: str | RefreshToken) -> bool:
+    async def logout(
+        self, refresh_token: str | RefreshToken, *, reason: RevokeReason = RevokeReason.LOGOUT
+    ) -> bool:
         """Revoke the session a refresh token belongs to. True if this call revoked it."""
-        return await self.sessions.logout(refresh_token)
+        return await self.sessions.logout(refresh_token, reason=reason)
 
     async def revoke_session(
         self, sid: str, *, reason: RevokeReason = RevokeReason.ADMIN, user_id: str | None = None

@@ -159,17 +159,19 @@ class Sessions:
                 raise MalformedToken("the refresh token is not recognised")
         raise AssertionError(f"unhandled decision {decision!r}")  # pragma: no cover
 
-    async def logout(self, refresh_token: str | RefreshToken) -> bool:
+    async def logout(
+        self, refresh_token: str | RefreshToken, *, reason: RevokeReason = RevokeReason.LOGOUT
+    ) -> bool:
         """Revoke the session a refresh token belongs to. True if this call revoked it.
 
         The token must be one keyfob minted (MAC checked); any token of the family,
-        current or older, identifies the session.
+        current or older, identifies the session, and none of them counts as reuse.
         """
         parsed = self._codec.parse(refresh_token)
         current = await self._store.get_session(parsed.sid)
         if current is None or not secrets.compare_digest(current.secret_hash, parsed.secret_hash):
             return False
-        return await self.revoke_session(parsed.sid, reason=RevokeReason.LOGOUT)
+        return await self.revoke_session(parsed.sid, reason=reason)
 
     async def revoke_session(
         self, sid: str, *, reason: RevokeReason = RevokeReason.ADMIN, user_id: str | None = None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 
 from keyfob import ConfigurationError, Principal, SessionManager
 from keyfob.integrations.fastapi import KeyfobAuth, require_session
@@ -181,3 +181,28 @@ def test_bad_scope_names_are_refused(scopes: list[str]) -> None:
     """require_session checks its scope names when the route is declared."""
     with pytest.raises(ConfigurationError):
         require_session(scopes=scopes)
+
+
+async def test_install_takes_the_client_address_from_trusted_proxies(clock: FrozenClock) -> None:
+    """keyfob's routes inside a FastAPI app record the client a trusted proxy forwarded
+    for (settings.forwarded_allow_ips), and the app's own routes see it too."""
+    settings = FAST_SETTINGS.replace(forwarded_allow_ips=("10.0.0.0/8",))
+    auth = KeyfobAuth.from_settings(settings, MemoryStore(), clock=clock)
+    app = build(auth)
+
+    @app.get("/whoami")
+    async def whoami(request: Request) -> dict[str, str]:
+        assert request.client is not None
+        return {"client": request.client.host}
+
+    forwarded = {"X-Forwarded-For": "6.6.6.6, 203.0.113.5"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app, client=("10.0.0.7", 4444))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+            body = {"username": "alice", "password": PASSWORD}
+            assert (await c.post("/auth/register", json=body)).status_code == 201
+            r = await c.post("/auth/login", json={**body, "transport": "body"}, headers=forwarded)
+            assert r.status_code == 200, r.text
+            r = await c.get("/auth/sessions", headers=bearer(r.json()["access_token"]))
+            assert [s["device"]["ip"] for s in r.json()["sessions"]] == ["203.0.113.5"]
+            assert (await c.get("/whoami", headers=forwarded)).json() == {"client": "203.0.113.5"}

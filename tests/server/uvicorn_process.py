@@ -1,8 +1,9 @@
 """Run the real server in uvicorn processes on 127.0.0.1 for end-to-end tests.
 
-``UvicornProcess`` starts ``python -m uvicorn keyfob.server.app:app_from_env --factory``
-with ``KEYFOB_*`` variables on a free port, waits until it answers, and stops it (the
-supervisor stops its workers). ``worker_of`` tells which worker process holds the
+``UvicornProcess`` starts ``python -m uvicorn keyfob.server.app:app_from_env --factory
+--no-proxy-headers`` (or, with ``serve=True``, ``keyfob serve`` itself, with its HTTP
+limits) with ``KEYFOB_*`` variables on a free port, waits until it answers, and stops it
+(the supervisor stops its workers). ``worker_of`` tells which worker process holds the
 server end of a client's connection, from ``/proc`` (Linux), so a test can address each
 worker of ``--workers 2`` deliberately.
 """
@@ -32,7 +33,17 @@ def free_port() -> int:
 class UvicornProcess:
     """``with UvicornProcess(tmp_path, workers=2) as server: server.url ...``"""
 
-    def __init__(self, directory: Path, *, workers: int = 1, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        serve: bool = False,
+        log_level: str = "warning",
+    ):
+        self.serve = serve
+        self.log_level = log_level
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -44,6 +55,7 @@ class UvicornProcess:
             "KEYFOB_ISSUER": self.url,
             "KEYFOB_PASSWORD_PROFILE": "cheapest",
             "KEYFOB_SQLITE_SYNCHRONOUS": "normal",
+            "KEYFOB_ACCESS_LOG": "off",
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -56,11 +68,16 @@ class UvicornProcess:
     def start(self) -> None:
         """Start the process without waiting for it (see :meth:`wait_ready`): several
         servers then start side by side."""
-        command = [
-            sys.executable, "-m", "uvicorn", "keyfob.server.app:app_from_env", "--factory",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(self.workers), "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
+        where = ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
+        if self.serve:
+            command = [
+                sys.executable, "-m", "keyfob.cli", "serve", *where, "--log-level", self.log_level,
+            ]  # fmt: skip
+        else:
+            command = [
+                sys.executable, "-m", "uvicorn", "keyfob.server.app:app_from_env", "--factory",
+                *where, "--no-proxy-headers", "--no-access-log", "--log-level", self.log_level,
+            ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT

@@ -4,6 +4,11 @@ Before uvicorn starts, serve checks the port, reads (or for SQLite creates) the
 deployment secret, migrates and makes sure a signing key exists, once, in this process.
 Each worker then builds its own ``Settings.from_env()``, so serve hands its flags over as
 the ``KEYFOB_*`` variables they stand for: one process or many see the same settings.
+
+What an attacker on the network meets first is set here (docs/security.md): uvicorn's
+own forwarding-header handling is off (it trusts 127.0.0.1 by default; keyfob's app
+trusts only ``KEYFOB_FORWARDED_ALLOW_IPS``), request heads are bounded in size and in
+time (:mod:`keyfob.server.http11`), and each worker caps its concurrent connections.
 """
 
 from __future__ import annotations
@@ -131,7 +136,13 @@ def serve(host: str, port: int, workers: int, log_level: str, **flags: Any) -> N
         "host": host,
         "port": port,
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "auto",
-        "http": "httptools" if importlib.util.find_spec("httptools") else "auto",
+        "http": _http_protocol(settings),
+        # h11's own head limit, for when httptools is missing and uvicorn falls back.
+        "h11_max_incomplete_event_size": settings.max_head_size,
+        "limit_concurrency": settings.max_concurrency or None,
+        # The app resolves the client's address from KEYFOB_FORWARDED_ALLOW_IPS only.
+        "proxy_headers": False,
+        "access_log": settings.access_log,
         "log_level": log_level,
         "log_config": _log_config(log_level),
         "server_header": False,
@@ -206,3 +217,13 @@ def _log_config(level: str) -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["keyfob"] = {"handlers": ["default"], "level": level.upper()}
     return config
+
+
+def _http_protocol(settings: Settings) -> Any:
+    """uvicorn's ``http``: httptools with keyfob's head and time limits, else uvicorn's pick."""
+    if importlib.util.find_spec("httptools") is None:
+        return "auto"
+    from ..server.http11 import ConnectionLimits, protocol_factory
+
+    # uvicorn types ``http`` as a protocol class; it only ever calls it, as a factory is.
+    return protocol_factory(ConnectionLimits.from_settings(settings))

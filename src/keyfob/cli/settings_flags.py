@@ -39,7 +39,9 @@ def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _option(s: SettingDescription, flag: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     help_text = f"{s.help} [env {s.env}; default {s.default_text}]"
     if s.is_switch:
-        return click.option(flag, s.name, is_flag=True, default=None, help=help_text)
+        # Both ways, since a switch may default to on (--access-log/--no-access-log).
+        pair = f"{flag}/--no-{flag.removeprefix('--')}"
+        return click.option(pair, s.name, default=None, help=help_text)
     if s.choices:
         return click.option(
             flag, s.name, type=click.Choice(s.choices), default=None, help=help_text

@@ -25,6 +25,8 @@ class RevokeReason(enum.StrEnum):
     """Why a session stopped being usable."""
 
     LOGOUT = "logout"
+    #: A login replaced the refresh cookie of this session in the same browser.
+    RELOGIN = "relogin"
     LOGOUT_ALL = "logout_all"
     USER_REVOKED = "user_revoked"
     ADMIN = "admin"

@@ -16,8 +16,12 @@ How the pieces find each other:
 
 - :meth:`KeyfobAuth.from_settings` builds keyfob's own server app (``create_app``) and
   keeps it; :meth:`KeyfobAuth.install` adds that app's routes to yours (the same route
-  objects, not a re-implementation), its error handler for keyfob's errors, and stores
-  the ``KeyfobAuth`` on ``app.state.keyfob_auth``.
+  objects, not a re-implementation), its error handler for keyfob's errors, the
+  client-address middleware of ``settings.forwarded_allow_ips``
+  (:class:`~keyfob.server.forwarded.ForwardedMiddleware`: run uvicorn with
+  ``--no-proxy-headers``), and stores the ``KeyfobAuth`` on ``app.state.keyfob_auth``.
+  Create your app with ``FastAPI(redirect_slashes=False)``: otherwise ``/auth/login/``
+  answers a redirect to a URL built from the request's ``Host`` header.
 - :func:`require_session` reads ``request.app.state.keyfob_auth`` and verifies the bearer
   access token locally: 401 (``invalid_token``) or 403 (``insufficient_scope``) as
   RFC 6750 says, with a JSON ``{error, error_description}`` body.
@@ -163,9 +167,16 @@ class KeyfobAuth:
         if self.server is None:
             return
         from ..server.errors import handle_keyfob_error
+        from ..server.forwarded import ForwardedMiddleware
+        from ..server.hot import KeyfobApp
 
         # keyfob's routes raise keyfob's errors; this app renders them as keyfob does.
         app.add_exception_handler(KeyfobError, handle_keyfob_error)
+        # keyfob's routes run in this app, not behind keyfob's own: the client's address
+        # (rate limits, sessions, events) comes from the same trusted proxies here, for
+        # this app's routes too (request.client).
+        if isinstance(self.server, KeyfobApp):
+            app.add_middleware(ForwardedMiddleware, proxies=self.server.trusted_proxies)
         for route in self.server.routes:
             path = getattr(route, "path", "")
             if path.startswith(_API_PREFIXES) or (demo_page and path in _DEMO_PATHS):

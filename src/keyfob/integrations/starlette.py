@@ -21,6 +21,11 @@ The verifier is any :class:`~keyfob.transports.bearer.TokenVerifier`: a
 sessions revoked by other processes before each check) or anything else with
 ``async verify_access_token_fresh(token) -> Principal``. Errors are answered by
 :func:`keyfob.oauth.errors.render_error`, as keyfob's own server answers them.
+
+Behind a proxy, :func:`forwarded_middleware` gives your routes the client's address
+(``request.client``) from the proxies you trust, by keyfob's rules
+(:mod:`keyfob.transports.forwarded`); keyfob's own app (``create_app``, mounted or not)
+already does this with ``settings.forwarded_allow_ips``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         f"keyfob.integrations.starlette needs Starlette: pip install 'keyfob[server]' ({exc})"
     ) from exc
 
+from collections.abc import Iterable
+
 from ..core.models import Principal
 from ..exceptions import (
     InvalidToken,
@@ -50,13 +57,16 @@ from ..exceptions import (
     StoreUnavailable,
 )
 from ..oauth.errors import render_error
+from ..server.forwarded import ForwardedMiddleware
 from ..transports.bearer import TokenVerifier, verify_bearer
+from ..transports.forwarded import TrustedProxies
 
 __all__ = [
     "KeyfobAuthenticationError",
     "KeyfobBackend",
     "KeyfobUser",
     "error_response",
+    "forwarded_middleware",
     "keyfob_middleware",
     "on_auth_error",
 ]
@@ -139,3 +149,10 @@ def keyfob_middleware(verifier: TokenVerifier) -> Middleware:
     return Middleware(
         AuthenticationMiddleware, backend=KeyfobBackend(verifier), on_error=on_auth_error
     )
+
+
+def forwarded_middleware(trusted_proxies: TrustedProxies | Iterable[str]) -> Middleware:
+    """``Middleware(ForwardedMiddleware, ...)``: ``request.client`` is the client behind
+    the trusted proxies (addresses or CIDRs, e.g. ``settings.forwarded_allow_ips``).
+    Run uvicorn with ``--no-proxy-headers`` so that its own rules do not decide first."""
+    return Middleware(ForwardedMiddleware, proxies=trusted_proxies)

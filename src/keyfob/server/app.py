@@ -5,9 +5,11 @@ or two fields and must not pay for a validation layer (docs/dependencies.md has 
 measurement). The app owns a :class:`~keyfob.SessionManager`, started and closed by the
 lifespan, and exposed as ``app.state.manager``.
 
-Run it with uvicorn::
+Run it with ``keyfob serve``, or with uvicorn and uvicorn's own forwarding-header
+handling off (keyfob reads them itself, from ``KEYFOB_FORWARDED_ALLOW_IPS`` only)::
 
-    KEYFOB_ISSUER=https://auth.example.com uvicorn --factory keyfob.server.app:app_from_env
+    KEYFOB_ISSUER=https://auth.example.com uvicorn --no-proxy-headers \
+        --factory keyfob.server.app:app_from_env
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..exceptions import KeyfobError
 from ..manager import ReuseHook, SessionManager
 from ..settings import Settings
 from ..store import Store, open_store
+from ..transports.forwarded import TrustedProxies
 from ..transports.refresh import RefreshTransport
 from .context import ServerContext
 from .errors import handle_exception, handle_http_exception, handle_keyfob_error
@@ -78,6 +81,12 @@ def create_app(
     with ``app.add_middleware``; either way it sees every request, the hot routes'
     (refresh, token, ``/auth/me``) too, which then give up their shortcut past the
     stack (:mod:`.hot`).
+
+    The client's address (rate limits, the address a session records, events) is the
+    TCP peer's, or, when the peer is one of ``settings.forwarded_allow_ips``, what its
+    ``X-Forwarded-For``/``Forwarded`` headers say (:mod:`keyfob.transports.forwarded`).
+    Paths are matched exactly: ``/auth/login/`` is a 404, never a redirect built from
+    the request's ``Host`` header.
     """
     if not settings.issuer:
         settings = settings.replace(issuer=DEFAULT_ISSUER)
@@ -143,6 +152,7 @@ def create_app(
             if method != "HEAD"
         },
         routes=routes,
+        trusted_proxies=TrustedProxies(settings.forwarded_allow_ips),
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
@@ -151,6 +161,10 @@ def create_app(
             Exception: handle_exception,
         },
     )
+    # Starlette would answer "/auth/login/" with a redirect to an absolute URL built from
+    # the Host header (any host a client names), and a 307 makes the client resend the
+    # password there. keyfob's paths are exact.
+    app.router.redirect_slashes = False
     app.state.manager = manager
     app.state.keyfob = ctx
     return app

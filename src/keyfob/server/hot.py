@@ -7,6 +7,10 @@ work on a protected call (docs/benchmarks.md). The handlers are the same ones St
 routes to, and errors become the same JSON answers; every other request, and any
 request under a ``root_path`` (the app mounted inside another), goes through Starlette.
 
+The client's address is resolved first (:mod:`.forwarded`), on every route when proxies
+are trusted; with none trusted, the hot routes skip even that (they read no address) and
+the others only look for forwarding headers to warn about, once.
+
 Only while the stack holds nothing but Starlette's own error layers: middleware the
 user installed (``create_app(middleware=...)`` or ``app.add_middleware``) must see
 every request, so with any, every request goes through the stack. Starlette builds the
@@ -26,7 +30,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..exceptions import KeyfobError
+from ..transports.forwarded import TrustedProxies
 from .errors import error_response, handle_exception
+from .forwarded import apply_forwarded
 
 __all__ = ["Endpoint", "KeyfobApp"]
 
@@ -37,10 +43,20 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 class KeyfobApp(Starlette):
     """Starlette, with ``hot_routes`` ((method, path) → handler) taken first unless the
-    app has middleware of the user's."""
+    app has middleware of the user's, and the client's address taken from the forwarding
+    headers of ``trusted_proxies`` (none by default)."""
 
-    def __init__(self, *, hot_routes: Mapping[tuple[str, str], Endpoint], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        hot_routes: Mapping[tuple[str, str], Endpoint],
+        trusted_proxies: TrustedProxies | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.trusted_proxies = trusted_proxies or TrustedProxies()
+        # Read once per request: whether any proxy is trusted at all.
+        self._forwarded = self.trusted_proxies.enabled
         self._hot_routes = dict(hot_routes)
         #: The routes taken first: decided with the middleware stack.
         self._hot: dict[tuple[str, str], Endpoint] = {}
@@ -55,12 +71,20 @@ class KeyfobApp(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.middleware_stack is None:
             self.middleware_stack = self.build_middleware_stack()
-        if scope["type"] == "http" and not scope.get("root_path"):
-            endpoint = self._hot.get((scope["method"], scope["path"]))
-            if endpoint is not None:
-                scope["app"] = self
-                await _answer(endpoint, scope, receive, send)
-                return
+        if scope["type"] == "http":
+            if self._forwarded:
+                apply_forwarded(scope, self.trusted_proxies)
+            if not scope.get("root_path"):
+                endpoint = self._hot.get((scope["method"], scope["path"]))
+                if endpoint is not None:
+                    scope["app"] = self
+                    await _answer(endpoint, scope, receive, send)
+                    return
+            if not self._forwarded:
+                # Nothing to rewrite; only forwarding headers to warn about, once.
+                apply_forwarded(scope, self.trusted_proxies)
+        elif scope["type"] == "websocket":
+            apply_forwarded(scope, self.trusted_proxies)
         await super().__call__(scope, receive, send)
 
 

@@ -37,7 +37,7 @@ from .requests import (
     read_json_object,
     text_field,
 )
-from .responses import json_response, no_content, token_response
+from .responses import no_content, private_response, token_response
 
 __all__ = ["AuthRoutes"]
 
@@ -81,7 +81,7 @@ class AuthRoutes:
         username = text_field(data, "username", max_length=_MAX_CREDENTIAL)
         password = text_field(data, "password", max_length=_MAX_CREDENTIAL)
         user = await self.manager.register(username, password)
-        return json_response({"id": user.id, "username": user.username}, 201)
+        return private_response({"id": user.id, "username": user.username}, 201)
 
     async def login(self, request: Request) -> Response:
         data = await read_json_object(request)
@@ -113,9 +113,13 @@ class AuthRoutes:
                 )
             raise
         await self.limiter.login_succeeded(address, username, device=known)
+        replaced = await self._end_replaced_sessions(request)
         response = self._token_answer(pair, policy)
         if policy is not None:
             response.headers.append("set-cookie", self.devices.set_cookie(policy, account))
+        elif replaced:
+            # A body-transport login leaves no cookie behind it: delete the dead one.
+            response.headers.update(self._clear_cookie(request))
         return response
 
     # refresh and logout
@@ -165,14 +169,14 @@ class AuthRoutes:
     async def logout_all(self, request: Request) -> Response:
         principal = await self.ctx.principal(request)
         sids = await self.manager.logout_all(principal.user_id)
-        return json_response({"revoked": len(sids)}, 200, self._clear_cookie(request))
+        return private_response({"revoked": len(sids)}, 200, self._clear_cookie(request))
 
     # protected routes
 
     async def list_sessions(self, request: Request) -> Response:
         principal = await self.ctx.principal(request)
         sessions = await self.manager.list_sessions(principal.user_id)
-        return json_response({"sessions": [_session_view(s, principal) for s in sessions]})
+        return private_response({"sessions": [_session_view(s, principal) for s in sessions]})
 
     async def revoke_session(self, request: Request) -> Response:
         principal = await self.ctx.principal(request)
@@ -186,7 +190,7 @@ class AuthRoutes:
 
     async def me(self, request: Request) -> Response:
         principal = await self.ctx.principal(request)
-        return json_response(
+        return private_response(
             {
                 "sub": principal.user_id,
                 "sid": principal.sid,
@@ -219,6 +223,19 @@ class AuthRoutes:
         """The header that deletes the refresh cookie of the request's origin, if any."""
         policy = self.transport.cookie_policy(request_scheme(request), request.headers)
         return {} if policy is None else {"Set-Cookie": self.transport.clear_cookie(policy)}
+
+    async def _end_replaced_sessions(self, request: Request) -> bool:
+        """End the sessions of the refresh cookies a login replaces; whether it had any.
+
+        Without this, the old cookie's session would live on, unseen, until it idled
+        out. A cookie that is not keyfob's, or whose session already ended, is no error,
+        and none of this is reuse: the browser merely logged in again.
+        """
+        cookies = self.transport.replaced_cookies(request_scheme(request), request.headers)
+        for value in cookies:
+            with contextlib.suppress(MalformedToken):
+                await self.manager.logout(value, reason=RevokeReason.RELOGIN)
+        return bool(cookies)
 
     async def _logout_refresh_token(self, token: str) -> None:
         # Not a token of ours: there is nothing to log out, which is what was asked.

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from ..exceptions import NotFound
 from ..oauth.metadata import JWKS_PATH, METADATA_PATH, authorization_server_metadata
 from .context import ServerContext
 from .openapi import openapi_document
-from .responses import JSON_MEDIA_TYPE, json_response
+from .responses import JSON_MEDIA_TYPE, html_headers, json_response
 
 __all__ = ["STATIC_DIR", "WellKnownRoutes"]
 
@@ -42,7 +44,7 @@ class WellKnownRoutes:
             Route("/", self.index, methods=["GET"]),
         ]
         if STATIC_DIR.is_dir():
-            routes.append(Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"))
+            routes.append(Mount("/static", app=_StaticFiles(directory=STATIC_DIR), name="static"))
         return routes
 
     async def jwks(self, request: Request) -> Response:
@@ -70,8 +72,26 @@ class WellKnownRoutes:
         return FileResponse(
             page,
             media_type="text/html; charset=utf-8",
-            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+            headers=html_headers({"Cache-Control": "no-cache"}),
         )
+
+
+class _StaticFiles(StaticFiles):
+    """keyfob.js and the demo page's files: never sniffed into another type, and an HTML
+    file (``/static/index.html`` is the demo page too) under the pages' policy."""
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers.update(html_headers())
+        return response
 
 
 def _frozen_json(data: object) -> bytes:

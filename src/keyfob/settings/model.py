@@ -20,6 +20,7 @@ from .fields import SettingDescription, about, describe
 from .values import (
     Secret,
     parse_duration_setting,
+    parse_networks,
     parse_origins,
     parse_rate_limit,
     parse_secret,
@@ -182,6 +183,45 @@ class Settings:
             "secure-path: __Secure- cookie scoped to /auth; host: __Host- on /", flag=True
         ),
     )
+    forwarded_allow_ips: tuple[str, ...] = field(
+        default=(),
+        metadata=about(
+            "comma-separated addresses or CIDRs of the proxies whose X-Forwarded-For and "
+            "Forwarded headers give the client's address (docs/security.md)",
+            parse=parse_networks,
+            flag=True,
+            default_text="none: the peer is the client",
+        ),
+    )
+    access_log: bool = field(
+        default=True,
+        metadata=about("keyfob serve logs one line per request", parse=parse_switch, flag=True),
+    )
+    max_head_size: int = field(
+        default=32 * 1024,
+        metadata=about(
+            "keyfob serve: the largest request head (request line and headers) in bytes; "
+            "a larger one is answered 431",
+            parse=parse_whole_number,
+        ),
+    )
+    read_timeout: float = field(
+        default=10.0,
+        metadata=about(
+            "keyfob serve: how long a client may take to send a whole request (head and "
+            "body), or its first byte on a new connection; slower clients get 408 and are "
+            "disconnected",
+            parse=_DURATION,
+        ),
+    )
+    max_concurrency: int = field(
+        default=1000,
+        metadata=about(
+            "keyfob serve: the most open connections (or requests in progress) per worker; "
+            "beyond it requests are answered 503 (0: no cap; keep it under the open-file limit)",
+            parse=parse_whole_number,
+        ),
+    )
     password_profile: str = field(
         default="rfc9106-low-memory",
         metadata=about("argon2id cost preset (keyfob.core.passwords.PROFILES)"),
@@ -261,6 +301,12 @@ class Settings:
                 raise ConfigurationError(f"{name} cannot be negative")
         if self.access_ttl <= 0 or self.idle_ttl <= 0 or self.absolute_ttl <= 0:
             raise ConfigurationError("access_ttl, idle_ttl and absolute_ttl must be positive")
+        if self.max_head_size < 1024:
+            raise ConfigurationError("max_head_size must be at least 1024 bytes")
+        if self.read_timeout <= 0:
+            raise ConfigurationError("read_timeout must be positive")
+        if self.max_concurrency < 0:
+            raise ConfigurationError("max_concurrency cannot be negative")
         for name in ("revocation_resync_interval", "key_reload_interval", "purge_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")

@@ -7,6 +7,7 @@ accept seconds or a unit suffix: ``900``, ``15m``, ``7d``. Secrets print masked.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from collections.abc import Callable
@@ -20,6 +21,7 @@ __all__ = [
     "format_duration",
     "parse_duration",
     "parse_duration_setting",
+    "parse_networks",
     "parse_origins",
     "parse_rate_limit",
     "parse_secret",
@@ -154,3 +156,20 @@ def parse_rate_limit(raw: str, name: str) -> str:
     if any(item.amount < 1 for item in items):
         raise ConfigurationError(f"KEYFOB_{name.upper()} must allow at least 1 request: {raw!r}")
     return text
+def parse_networks(raw: str, name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks, each written back as a network
+    (``10.0.0.1`` → ``10.0.0.1/32``). Host names and ``*`` are refused: trusting a name or
+    everyone must be spelled out (``0.0.0.0/0,::/0``), never slip in by a typo."""
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item)))
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"KEYFOB_{name.upper()}: {item!r} is not an IP address or network ({exc}); "
+                "write addresses or CIDRs such as 10.0.0.5,10.1.0.0/16 "
+                "(0.0.0.0/0,::/0 trusts every peer)"
+            ) from None
+    return tuple(networks)

@@ -8,7 +8,9 @@ server, the framework integrations and the tests all make the same decisions.
   (RFC 6750);
 - :mod:`~keyfob.transports.csrf` — the ``X-Keyfob-CSRF: 1`` and ``Origin`` checks;
 - :mod:`~keyfob.transports.refresh` — :class:`RefreshTransport`, the one object that says
-  how a refresh token travels (cookie or body, CSRF and Origin), built once per app.
+  how a refresh token travels (cookie or body, CSRF and Origin), built once per app;
+- :mod:`~keyfob.transports.forwarded` — :class:`TrustedProxies`: the client's address from
+  ``X-Forwarded-For``/``Forwarded``, believed only from the proxies a deployment names.
 
 Their errors (``MissingCredentials``, ``CSRFRejected``, ``InsecureCookieTransport``)
 are imported from :mod:`keyfob.exceptions`, like every other.
@@ -27,14 +29,17 @@ from .cookies import (
     refresh_cookie_max_age,
 )
 from .csrf import CSRF_HEADER, check_csrf, check_origin, normalize_origin, origin_allowed
+from .forwarded import ForwardedClient, TrustedProxies
 from .refresh import RefreshTransport
 
 __all__ = [
     "CSRF_HEADER",
     "REFRESH_COOKIE_BASENAME",
     "CookiePolicy",
+    "ForwardedClient",
     "RefreshTransport",
     "TokenVerifier",
+    "TrustedProxies",
     "bearer_token",
     "check_csrf",
     "check_origin",

@@ -162,6 +162,19 @@ class RefreshTransport:
         )
         return policy, cookies
 
+    def replaced_cookies(self, scheme: str, headers: Mapping[str, str]) -> tuple[str, ...]:
+        """The refresh cookies a login request carries: the sessions the login replaces.
+
+        No CSRF check: the values are only ever used to end their sessions, after a
+        login that passed its own checks (a cross-site page cannot post JSON).
+        """
+        if "cookie" not in headers:
+            return ()
+        policy = self._policy(scheme, headers.get("host", ""))
+        if policy is None:
+            return ()
+        return read_refresh_cookie(policy, headers["cookie"])
+
     def _policy(self, scheme: str, host: str) -> CookiePolicy | None:
         return CookiePolicy.for_request(
             self.cookie_mode,
