@@ -143,3 +143,51 @@ def test_two_tabs_share_one_refresh(keyfob_server: Server, browser: Any) -> None
     assert all(gap > ACCESS_TTL_SECONDS / 3 for gap in gaps), f"tabs raced: {gaps}"
     assert first.locator("#jti").inner_text() == second.locator("#jti").inner_text()
     context.close()
+
+
+#: The policy HTML pages get (no inline script or style, no eval, same-origin only).
+STRICT_CSP = (
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+    "object-src 'none'"
+)
+
+
+def test_demo_page_works_under_a_strict_content_security_policy(
+    keyfob_server: Server, browser: Any
+) -> None:
+    """With a strict CSP on the page, nothing is refused and the demo signs in and out."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+
+    def with_csp(route: Any) -> None:
+        response = route.fetch()
+        route.fulfill(
+            response=response,
+            headers={**response.headers, "content-security-policy": STRICT_CSP},
+        )
+
+    context.route(keyfob_server.url + "/", with_csp)
+    context.add_init_script(
+        "window.violations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " (e) => violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(keyfob_server.url + "/")
+    assert page.evaluate("() => document.readyState") == "complete"
+    page.fill("#username", USERNAME)
+    page.fill("#password", PASSWORD)
+    page.click("#register")
+    expect(page.locator("#auth-status")).to_contain_text(f"Registered {USERNAME}")
+    page.click("#login")
+    expect(page.locator("#token")).to_be_visible()
+    page.click("#call-me")
+    expect(page.locator("#me-output")).to_contain_text("200")
+    page.click("#logout")
+    expect(page.locator("#auth-status")).to_have_text("Signed out.")
+    assert page.evaluate("() => violations") == []
+    assert not [line for line in console if "Content Security Policy" in line]
+    context.close()
