@@ -741,8 +741,10 @@ export class Client {
     switch (message.type) {
       case "token": {
         if (typeof message.accessToken !== "string") return;
-        // Messages from racing tabs may cross: never step back to an older token.
-        if (this._token !== null && Number(message.expiresAt) <= this._expiresAt) break;
+        // Messages from racing tabs may cross: never step back to an older token. (Equal
+        // expiry is a different token minted in the same millisecond: take it.)
+        if (message.accessToken === this._token) break;
+        if (this._token !== null && Number(message.expiresAt) < this._expiresAt) break;
         const had = this._token !== null;
         this._takeToken(message);
         const detail = this._detail("tab");
