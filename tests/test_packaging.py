@@ -27,14 +27,17 @@ from .services import free_port, unavailable
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The one source of keyfob.js; the wheel build copies it into the package (setup.py).
+KEYFOB_JS = ROOT / "clients" / "js" / "keyfob.js"
+WHEEL_KEYFOB_JS = "keyfob/server/static/keyfob.js"
 
 #: Files that must travel inside the package, or a wheel install breaks away from the checkout.
 PACKAGE_DATA = (
     "keyfob/py.typed",
     "keyfob/store/migrations/sqlite/0001_initial.sql",
     "keyfob/store/migrations/postgresql/0001_initial.sql",
-    "keyfob/server/static/keyfob.js",
     "keyfob/server/static/index.html",
+    "keyfob/server/static/demo.js",
 )
 
 
@@ -107,12 +110,16 @@ def installed(
 
 
 def test_wheel_and_sdist_carry_the_package_data(built: Built) -> None:
-    """Migrations, the static keyfob.js, templates and py.typed are in both artefacts."""
+    """Migrations, the demo page, keyfob.js and py.typed are in both artefacts."""
     wheel_names = set(zipfile.ZipFile(built.wheel).namelist())
     assert set(PACKAGE_DATA) <= wheel_names
     with tarfile.open(built.sdist) as sdist:
         sdist_names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     assert {f"src/{name}" for name in PACKAGE_DATA} <= sdist_names
+    # keyfob.js: the sdist carries its one source, the wheel the copy built from it.
+    assert "clients/js/keyfob.js" in sdist_names
+    assert f"src/{WHEEL_KEYFOB_JS}" not in sdist_names
+    assert zipfile.ZipFile(built.wheel).read(WHEEL_KEYFOB_JS) == KEYFOB_JS.read_bytes()
     assert "uv.lock" not in {name.rsplit("/", 1)[-1] for name in wheel_names}
 
 
@@ -148,7 +155,8 @@ def test_version_and_migrate_work_with_any_extra(installed: tuple[str, Path]) ->
 def test_serve_answers_jwks_with_the_server_extra_and_says_what_to_install_without_it(
     installed: tuple[str, Path],
 ) -> None:
-    """With `keyfob[server]` the server answers the JWKS; without it, one clear line."""
+    """With `keyfob[server]` the server answers the JWKS and serves keyfob.js from the
+    installed package; without it, one clear line."""
     extra, venv = installed
     port = free_port()
     env = _clean_env(KEYFOB_STORE_URL=f"sqlite:///{venv.parent / 'serve.db'}")
@@ -164,10 +172,15 @@ def test_serve_answers_jwks_with_the_server_extra_and_says_what_to_install_witho
     )
     try:
         jwks = _wait_for_json(f"http://127.0.0.1:{port}/.well-known/jwks.json", proc)
+        url = f"http://127.0.0.1:{port}/static/keyfob.js"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            served, media_type = answer.read(), answer.headers["Content-Type"]
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert [key["alg"] for key in jwks["keys"]] == ["ES256"], stderr
+    assert served == KEYFOB_JS.read_bytes(), "the wheel's keyfob.js is the one source"
+    assert "javascript" in media_type
 
 
 def test_the_client_extra_brings_the_client_and_no_server(installed: tuple[str, Path]) -> None:

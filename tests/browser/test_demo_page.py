@@ -1,143 +1,21 @@
-"""The demo page in a real headless Chromium against a real ``keyfob serve`` process.
-
-Needs Debian's ``chromium`` package (``/usr/bin/chromium``) and Playwright for Python;
-Playwright's own browser download is not used. Without them the test is skipped, except
-in CI (``CI=true``), where it fails.
-"""
+"""The demo page in a real headless Chromium against a real ``keyfob serve`` process
+(fixtures in conftest.py)."""
 
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
-from tests.services import unavailable
+from .conftest import ACCESS_TTL_SECONDS, Server
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # the tests run as root in a container
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-#: Short enough that the silent refresh (at three quarters of the life) comes in 3 s.
-ACCESS_TTL_SECONDS = 4
 USERNAME = "browser-alice"
 PASSWORD = "correct horse battery staple"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _unavailable(reason: str) -> NoReturn:
-    unavailable(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    store_url: str
-    env: dict[str, str]
-    log: Path
-
-    def cli(self, *args: str) -> str:
-        """Run another ``keyfob`` command against the same store; its stdout."""
-        done = subprocess.run(
-            [sys.executable, "-m", "keyfob.cli", *args, "--store-url", self.store_url],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return done.stdout
-
-
-@pytest.fixture
-def keyfob_server(tmp_path: Path) -> Iterator[Server]:
-    """``keyfob serve`` on a free port with a temporary SQLite store."""
-    port = _free_port()
-    store_url = f"sqlite:///{tmp_path / 'keyfob.db'}"
-    env = {
-        **os.environ,
-        "KEYFOB_STORE_URL": store_url,
-        "KEYFOB_ACCESS_TTL": f"{ACCESS_TTL_SECONDS}s",
-        "KEYFOB_PASSWORD_PROFILE": "cheapest",
-    }
-    env.pop("KEYFOB_ISSUER", None)  # serve derives http://localhost:PORT
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "keyfob.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://localhost:{port}"
-    try:
-        _wait_until_up(url, process, log)
-        yield Server(url=url, store_url=store_url, env=env, log=log)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    # Tokens are never logged, not even in the access log.
-    assert "kfrt_" not in log.read_text(errors="replace")
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"keyfob serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/.well-known/jwks.json", timeout=1) as res:  # noqa: S310 - a localhost URL built above
-                if res.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"keyfob serve did not answer within 30 s:\n{log.read_text()}")
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _unavailable("Chromium is not installed: apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright for Python is not installed: pip install playwright")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def test_demo_page_end_to_end(keyfob_server: Server, browser: Any) -> None:
@@ -264,4 +142,52 @@ def test_two_tabs_share_one_refresh(keyfob_server: Server, browser: Any) -> None
     gaps = [b - a for a, b in itertools.pairwise(refreshes)]
     assert all(gap > ACCESS_TTL_SECONDS / 3 for gap in gaps), f"tabs raced: {gaps}"
     assert first.locator("#jti").inner_text() == second.locator("#jti").inner_text()
+    context.close()
+
+
+#: The policy HTML pages get (no inline script or style, no eval, same-origin only).
+STRICT_CSP = (
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+    "object-src 'none'"
+)
+
+
+def test_demo_page_works_under_a_strict_content_security_policy(
+    keyfob_server: Server, browser: Any
+) -> None:
+    """With a strict CSP on the page, nothing is refused and the demo signs in and out."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+
+    def with_csp(route: Any) -> None:
+        response = route.fetch()
+        route.fulfill(
+            response=response,
+            headers={**response.headers, "content-security-policy": STRICT_CSP},
+        )
+
+    context.route(keyfob_server.url + "/", with_csp)
+    context.add_init_script(
+        "window.violations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " (e) => violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(keyfob_server.url + "/")
+    assert page.evaluate("() => document.readyState") == "complete"
+    page.fill("#username", USERNAME)
+    page.fill("#password", PASSWORD)
+    page.click("#register")
+    expect(page.locator("#auth-status")).to_contain_text(f"Registered {USERNAME}")
+    page.click("#login")
+    expect(page.locator("#token")).to_be_visible()
+    page.click("#call-me")
+    expect(page.locator("#me-output")).to_contain_text("200")
+    page.click("#logout")
+    expect(page.locator("#auth-status")).to_have_text("Signed out.")
+    assert page.evaluate("() => violations") == []
+    assert not [line for line in console if "Content Security Policy" in line]
     context.close()

@@ -18,6 +18,7 @@ from keyfob.testing import FrozenClock, MemoryStore
 from .conftest import bearer, login, register, running
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+CHECKOUT_KEYFOB_JS = Path(__file__).resolve().parents[2] / "clients" / "js" / "keyfob.js"
 
 
 async def body_session(client: httpx.AsyncClient) -> dict[str, str]:
@@ -166,10 +167,12 @@ async def test_openapi_describes_every_route(app: Starlette, client: httpx.Async
 async def test_demo_page_and_static_files_are_served(
     settings: Settings, clock: FrozenClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """GET / serves static/index.html and /static/* the files beside it."""
+    """GET / serves static/index.html and /static/* the files beside it (as installed)."""
     (tmp_path / "index.html").write_text("<!doctype html><title>keyfob</title>")
     (tmp_path / "keyfob.js").write_text("export {};")
     monkeypatch.setattr(routes_wellknown, "STATIC_DIR", tmp_path)
+    # As in an installed wheel: no checkout around, keyfob.js is the build's copy.
+    monkeypatch.setattr(routes_wellknown, "KEYFOB_JS_SOURCE", tmp_path / "absent" / "keyfob.js")
     app = create_app(settings, MemoryStore(), clock)
     assert any(isinstance(r, Mount) and r.path == "/static" for r in app.routes)
     async with running(app) as client:
@@ -181,6 +184,21 @@ async def test_demo_page_and_static_files_are_served(
         assert js.status_code == 200 and js.text == "export {};"
         missing = await client.get("/static/missing.js")
         assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+async def test_a_checkout_serves_keyfob_js_from_its_one_source(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    """In a checkout, /static/keyfob.js is clients/js/keyfob.js byte for byte (no copy)."""
+    assert CHECKOUT_KEYFOB_JS == routes_wellknown.KEYFOB_JS_SOURCE
+    app = create_app(settings, MemoryStore(), clock)
+    async with running(app) as client:
+        js = await client.get("/static/keyfob.js")
+        again = await client.get("/static/keyfob.js", headers={"If-None-Match": js.headers["etag"]})
+    assert js.status_code == 200
+    assert js.content == CHECKOUT_KEYFOB_JS.read_bytes()
+    assert "javascript" in js.headers["content-type"]
+    assert again.status_code == 304
 
 
 async def test_no_demo_page_is_a_json_404(

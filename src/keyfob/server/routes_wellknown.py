@@ -20,8 +20,12 @@ from .responses import JSON_MEDIA_TYPE, html_headers, json_response
 
 __all__ = ["STATIC_DIR", "WellKnownRoutes"]
 
-#: The demo page and keyfob.js, shipped in the package.
+#: The demo page, its script and style, shipped in the package.
 STATIC_DIR = Path(__file__).parent / "static"
+#: keyfob.js has one source, clients/js/keyfob.js (also the npm package). A checkout serves
+#: that file; a wheel carries the copy its build makes (setup.py) at static/keyfob.js, which
+#: git never holds, so the two cannot drift.
+KEYFOB_JS_SOURCE = Path(__file__).resolve().parents[3] / "clients" / "js" / "keyfob.js"
 
 # Caches must pick up a new key within its publication delay (spec §3 item 6), so the
 # JWKS is cached for at most half of it.
@@ -44,7 +48,8 @@ class WellKnownRoutes:
             Route("/", self.index, methods=["GET"]),
         ]
         if STATIC_DIR.is_dir():
-            routes.append(Mount("/static", app=_StaticFiles(directory=STATIC_DIR), name="static"))
+            static = _StaticFiles(directory=STATIC_DIR, keyfob_js=_keyfob_js())
+            routes.append(Mount("/static", app=static, name="static"))
         return routes
 
     async def jwks(self, request: Request) -> Response:
@@ -76,9 +81,31 @@ class WellKnownRoutes:
         )
 
 
+def _keyfob_js() -> Path | None:
+    """The keyfob.js to serve: the checkout's source, else the wheel's built copy."""
+    for candidate in (KEYFOB_JS_SOURCE, STATIC_DIR / "keyfob.js"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 class _StaticFiles(StaticFiles):
-    """keyfob.js and the demo page's files: never sniffed into another type, and an HTML
-    file (``/static/index.html`` is the demo page too) under the pages' policy."""
+    """The files in ``static/``, and ``keyfob.js`` from wherever :func:`_keyfob_js` found it
+    (with the same ETag, conditional GET and HEAD handling as the rest): never sniffed into
+    another type, and an HTML file (``/static/index.html`` is the demo page too) under the
+    pages' policy."""
+
+    def __init__(self, *, directory: Path, keyfob_js: Path | None) -> None:
+        super().__init__(directory=directory)
+        self._keyfob_js = keyfob_js
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if path == "keyfob.js" and self._keyfob_js is not None:
+            try:
+                return str(self._keyfob_js), os.stat(self._keyfob_js)
+            except OSError:
+                return "", None
+        return super().lookup_path(path)
 
     def file_response(
         self,

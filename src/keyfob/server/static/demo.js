@@ -1,10 +1,11 @@
 // The keyfob demo page: every call goes through keyfob.js except the replay demo, which
-// plays an attacker holding stolen refresh tokens of a second session.
-"use strict";
+// plays an attacker holding stolen refresh tokens of a second session. A module with no
+// inline script, style or eval, so the page works under a strict Content-Security-Policy.
+import { Client, decodeClaims } from "./keyfob.js";
 
-(function () {
+{
   const base = new URL("./", document.baseURI).href;
-  const auth = new Keyfob.Client({ baseUrl: base });
+  const auth = new Client({ baseUrl: base });
   const $ = (id) => document.getElementById(id);
 
   let username = "";
@@ -89,9 +90,10 @@
     }
   }
 
-  auth.on("login", ({ expiresIn }) => {
+  auth.on("login", ({ expiresIn, source }) => {
     lifetimeMs = expiresIn * 1000;
-    logEvent("login", `access token valid ${expiresIn} s`);
+    logEvent("login", source === "tab" ? "signed in from another tab" : `access token valid ${expiresIn} s`);
+    if (source === "tab") showSignedIn();
   });
 
   auth.on("refresh", ({ expiresIn, source }) => {
@@ -108,13 +110,14 @@
     showSignedOut("Signed out.", "");
   });
 
-  auth.on("expired", ({ error, description }) => {
-    logEvent("expired", `${error}: ${description}`);
+  auth.on("session-ended", ({ error, description }) => {
+    logEvent("session-ended", `${error}: ${description}`);
     showSignedOut(`Your session ended: ${description}`, "error");
   });
 
-  auth.on("error", ({ error, description }) => {
-    logEvent("error", `${error}: ${description} (retrying)`);
+  auth.on("error", ({ error, description, retryInMs }) => {
+    const next = retryInMs === null ? "gave up for now" : `retrying in ${retryInMs / 1000} s`;
+    logEvent("error", `${error}: ${description} (${next})`);
   });
 
   // --- account -------------------------------------------------------------------------
@@ -291,7 +294,7 @@
     }
     // What the attacker copied: the demo device's first refresh token.
     const stolen = login.data.refresh_token;
-    demoSid = Keyfob.decodeClaims(login.data.access_token).sid;
+    demoSid = decodeClaims(login.data.access_token).sid;
     step(`The demo device logged in: session ${demoSid}, refresh token ${mask(stolen)}. An attacker copies this token.`);
     await loadSessions();
 
@@ -335,4 +338,4 @@
       logEvent("restore", "signed in again from the refresh cookie");
     }
   });
-})();
+}
