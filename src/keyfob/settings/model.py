@@ -21,6 +21,7 @@ from .values import (
     Secret,
     parse_duration_setting,
     parse_origins,
+    parse_scopes,
     parse_secret,
     parse_secrets,
     parse_switch,
@@ -123,6 +124,23 @@ class Settings:
             parse=parse_origins,
             flag=True,
             default_text="the issuer's origin",
+        ),
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=about(
+            "comma-separated browser origins allowed to call the OAuth endpoints, JWKS and "
+            "metadata (CORS, no credentials); the cookie routes under /auth never allow CORS",
+            parse=parse_origins,
+            flag=True,
+        ),
+    )
+    scopes: tuple[str, ...] = field(
+        default=(),
+        metadata=about(
+            "space- or comma-separated scopes clients may be registered for "
+            "(scopes_supported in the metadata); none: any scope",
+            parse=parse_scopes,
         ),
     )
     redis_url: str | None = field(

@@ -122,3 +122,16 @@ def parse_secrets(raw: str, name: str) -> tuple[Secret, ...]:
 def parse_origins(raw: str, name: str) -> tuple[str, ...]:
     """Comma-separated origins, without a trailing slash (browsers send none)."""
     return tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+
+
+# RFC 6749 §3.3 scope-token: printable ASCII without space, '"' or '\'.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def parse_scopes(raw: str, name: str) -> tuple[str, ...]:
+    """Scope tokens separated by spaces or commas, each an RFC 6749 scope-token."""
+    tokens = tuple(dict.fromkeys(t for t in re.split(r"[\s,]+", raw) if t))
+    bad = [t for t in tokens if not _SCOPE_TOKEN.fullmatch(t)]
+    if bad:
+        raise ConfigurationError(f"KEYFOB_{name.upper()}: {bad[0]!r} is not a scope token")
+    return tokens
