@@ -118,7 +118,9 @@ class Clients:
         if client is None:
             raise ClientNotFound(f"no client {client_id!r}")
         if client.auth_method not in SECRET_AUTH_METHODS:
-            raise InvalidClientMetadata(f"a {client.auth_method} client has no secret")
+            raise InvalidClientMetadata(
+                f"client {client_id!r} authenticates with {client.auth_method}: it has no secret"
+            )
         secret = new_client_secret()
         if not await self._store.set_client_secret_hash(client_id, hash_client_secret(secret)):
             raise ClientNotFound(f"no client {client_id!r}")

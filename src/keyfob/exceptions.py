@@ -33,7 +33,7 @@ A subclass shows its status and code below where they differ from its parent's.
     │   ├── CSRFRejected            403: a cookie request failed the CSRF checks
     │   └── InsecureCookieTransport the refresh cookie cannot travel over plain HTTP here
     ├── UnsupportedGrantType        400 unsupported_grant_type
-    ├── InvalidClient               401 invalid_client, Basic challenge: client authentication failed
+    ├── InvalidClient               401 invalid_client, Basic challenge: client auth failed
     ├── UnauthorizedClient          400 unauthorized_client: the client may not use this grant
     ├── InvalidScope                400 invalid_scope: the scope is malformed or too wide
     ├── InvalidClientMetadata       400 invalid_client_metadata: a client registration is refused
@@ -58,8 +58,8 @@ __all__ = [
     "AuthenticationFailed",
     "BadSignature",
     "CSRFRejected",
-    "ClientMismatch",
     "ClientExists",
+    "ClientMismatch",
     "ClientNotFound",
     "ConfigurationError",
     "ExpiredAccessToken",

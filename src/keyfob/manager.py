@@ -325,9 +325,12 @@ class SessionManager:
             except InvalidGrant:
                 return False
             session = await self.store.get_session(parsed.sid)
-            if session is not None and session.client_id == client.client_id:
-                if secrets.compare_digest(session.secret_hash, parsed.secret_hash):
-                    sid = session.sid
+            if (
+                session is not None
+                and session.client_id == client.client_id
+                and secrets.compare_digest(session.secret_hash, parsed.secret_hash)
+            ):
+                sid = session.sid
         else:
             try:
                 principal = await self.verify_access_token_fresh(token)
