@@ -86,7 +86,7 @@ def test_registered_redirect_uris_match(presented: str) -> None:
         "https://127.0.0.1:8080/callback",
         "http://localhost:8080/callback",
         "http://127.0.0.2:8080/callback",
-        "http://127.0.0.1:８０/callback",
+        "http://127.0.0.1:\uff18\uff10/callback",  # fullwidth digits: isdigit() says yes
         "com.example.app:/oauth2redirect/x",
         "",
     ],
