@@ -99,9 +99,7 @@ async def test_answers_and_errors_carry_cors_for_allowed_origins_only(
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
     assert r.headers["access-control-allow-origin"] == "http://localhost:3000"
     assert "WWW-Authenticate" in r.headers["access-control-expose-headers"]
-    r = await cors_client.get(
-        "/.well-known/oauth-authorization-server", headers={"Origin": EVIL}
-    )
+    r = await cors_client.get("/.well-known/oauth-authorization-server", headers={"Origin": EVIL})
     assert r.status_code == 200 and r.headers["vary"] == "Origin"
     assert "access-control-allow-origin" not in r.headers
 
