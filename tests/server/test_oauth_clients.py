@@ -17,9 +17,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
 
+from keyfob import Settings
 from keyfob.core.jwk import public_jwk
 from keyfob.core.models import TokenPair
+from keyfob.exceptions import ConfigurationError
 from keyfob.manager import SessionManager
+from keyfob.server import create_app
+from keyfob.testing import FrozenClock, MemoryStore
 
 from .conftest import bearer, running
 
@@ -465,3 +469,18 @@ async def test_a_rotated_secret_replaces_the_old_one_at_once(fx: Fixture) -> Non
     assert_invalid_client(await fx.refresh(pair.refresh_token.value, fx.auth("conf")))
     r = await fx.refresh(pair.refresh_token.value, basic("conf", new))
     assert r.status_code == 200, r.text
+
+
+async def test_metadata_lists_the_deployments_scopes() -> None:
+    """KEYFOB_SCOPES (space- or comma-separated) becomes scopes_supported; a value that
+    is not a scope token is a configuration error."""
+    settings = Settings.from_env(
+        {"store_url": "memory://", "issuer": "https://testserver"},
+        environ={"KEYFOB_SCOPES": "read, write openid read", "KEYFOB_SECRET": "x" * 40},
+    )
+    assert settings.scopes == ("read", "write", "openid")
+    async with running(create_app(settings, MemoryStore(), FrozenClock())) as client:
+        r = await client.get("/.well-known/oauth-authorization-server")
+    assert r.json()["scopes_supported"] == ["read", "write", "openid"]
+    with pytest.raises(ConfigurationError, match="KEYFOB_SCOPES"):
+        Settings.from_env(environ={"KEYFOB_SCOPES": 'read bad"scope'})

@@ -77,16 +77,17 @@ def verify_client_assertion(
     if not any(isinstance(a, str) and a in audiences for a in named):
         raise InvalidClient("the client assertion is meant for another audience")
     exp = claims.get("exp")
-    if not _numeric(exp):
+    if not _numeric(exp) or not isinstance(exp, int | float):
         raise InvalidClient("the client assertion has no valid exp")
-    assert isinstance(exp, int | float)
     if exp <= now - leeway:
         raise InvalidClient("the client assertion has expired")
     if exp > now + max_lifetime + leeway:
         raise InvalidClient("the client assertion lives too long")
     for name in ("nbf", "iat"):
-        value = claims.get(name)
-        if name in claims and (not _numeric(value) or value > now + leeway):  # type: ignore[operator]
+        if name not in claims:
+            continue
+        value = claims[name]
+        if not _numeric(value) or not isinstance(value, int | float) or value > now + leeway:
             raise InvalidClient(f"the client assertion's {name} is invalid or in the future")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI:
