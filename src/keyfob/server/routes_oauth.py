@@ -19,6 +19,8 @@ unchanged and pays no registry lookup.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -47,6 +49,10 @@ class OAuthRoutes:
         self._token_url = issuer + TOKEN_PATH
         self._revocation_url = issuer + REVOCATION_PATH
         self._introspection_url = issuer + INTROSPECTION_PATH
+        #: grant_type -> its handler (RFC 6749 §4-§6); a grant is added here.
+        self._grants: dict[str, Callable[[Request, dict[str, str]], Awaitable[Response]]] = {
+            "refresh_token": self._refresh_grant
+        }
 
     def routes(self) -> list[Route]:
         """The token endpoint: a hot route (taken before Starlette's stack, :mod:`.hot`)."""
@@ -70,8 +76,14 @@ class OAuthRoutes:
         grant_type = form.get("grant_type")
         if grant_type is None:
             raise InvalidRequest("grant_type is required")
-        if grant_type != "refresh_token":
-            raise UnsupportedGrantType("only the refresh_token grant is supported")
+        grant = self._grants.get(grant_type)
+        if grant is None:
+            supported = ", ".join(self._grants)
+            raise UnsupportedGrantType(f"the grants supported are: {supported}")
+        return await grant(request, form)
+
+    async def _refresh_grant(self, request: Request, form: dict[str, str]) -> Response:
+        """RFC 6749 §6."""
         refresh_token = form.get("refresh_token")
         if refresh_token is None:
             raise InvalidRequest("refresh_token is required")
