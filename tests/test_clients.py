@@ -16,6 +16,7 @@ from keyfob import (
     SessionManager,
     SessionRevoked,
 )
+from keyfob.clients import CLIENT_CACHE_TTL
 from keyfob.core.clients import FIRST_PARTY_CLIENT, ClientCredentials, hash_client_secret
 from keyfob.testing import FrozenClock
 
@@ -167,3 +168,39 @@ async def test_introspect(manager: SessionManager, clock: FrozenClock) -> None:
     assert await manager.introspect(pair.refresh_token.value) == {"active": False}
     clock.advance(manager.settings.access_ttl + manager.settings.leeway + 1)
     assert await manager.introspect(pair.access_token) == {"active": False}
+
+
+async def test_registrations_are_reused_briefly_by_each_process(
+    manager: SessionManager, clock: FrozenClock
+) -> None:
+    """A client read from the store is reused for CLIENT_CACHE_TTL: a new secret made by
+    another process (the CLI) counts within that; one made through this manager at once."""
+    old = await confidential(manager)
+    basic = ClientCredentials("client_secret_basic", "conf", secret=old)
+    assert (await manager.authenticate_client(basic)).client_id == "conf"
+    other = SessionManager(manager.settings, manager.store, clock=clock)  # another process
+    new = await other.clients.rotate_secret("conf")
+    assert (await manager.authenticate_client(basic)).client_id == "conf", "still cached"
+    clock.advance(CLIENT_CACHE_TTL)
+    with pytest.raises(InvalidClient):
+        await manager.authenticate_client(basic)
+    newest = await manager.clients.rotate_secret("conf")
+    with pytest.raises(InvalidClient):
+        await manager.authenticate_client(
+            ClientCredentials("client_secret_basic", "conf", secret=new)
+        )
+    assert await manager.authenticate_client(
+        ClientCredentials("client_secret_basic", "conf", secret=newest)
+    )
+    assert await manager.clients.remove("conf")
+    with pytest.raises(InvalidClient):
+        await manager.authenticate_client(
+            ClientCredentials("client_secret_basic", "conf", secret=newest)
+        )
+
+
+async def test_unknown_clients_are_not_cached(manager: SessionManager) -> None:
+    """A client registered after a failed lookup is found at once."""
+    assert await manager.clients.get("late") is None
+    await confidential(manager, "late")
+    assert await manager.clients.get("late") is not None

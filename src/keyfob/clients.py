@@ -37,11 +37,20 @@ from .exceptions import (
 )
 from .store.protocol import ClientStore
 
-__all__ = ["MAX_ASSERTION_LIFETIME", "Clients"]
+__all__ = ["CLIENT_CACHE_SIZE", "CLIENT_CACHE_TTL", "MAX_ASSERTION_LIFETIME", "Clients"]
 
 #: The longest-lived client assertion accepted, in seconds: its ``jti`` is remembered
 #: that long. An hour, since common clients (Authlib) sign assertions for an hour.
 MAX_ASSERTION_LIFETIME: Final = 3600.0
+#: How long (seconds) a client read from the store is reused by this process. Every token
+#: request of a registered client needs its registration; a store read costs about as
+#: much as the refresh's own update (docs/design.md), and registrations change rarely. A
+#: removal or a new secret made through this manager counts at once; one made by another
+#: process (``keyfob clients``) within this long, like a revocation's resync.
+CLIENT_CACHE_TTL: Final = 2.0
+#: How many registrations are kept; unknown ids are never cached, so a flood of made-up
+#: ids cannot grow it.
+CLIENT_CACHE_SIZE: Final = 1024
 
 
 class Clients:
@@ -51,6 +60,8 @@ class Clients:
         self._store = store
         self._clock = clock
         self._leeway = leeway
+        #: client_id -> (the client, when it was read); insertion order is age order.
+        self._cache: dict[str, tuple[Client, float]] = {}
 
     async def register(
         self,
@@ -99,7 +110,17 @@ class Clients:
         """The client with this id (the built-in first-party one included), or None."""
         if client_id == FIRST_PARTY_CLIENT_ID:
             return FIRST_PARTY_CLIENT
-        return await self._store.get_client(client_id)
+        now = self._clock.now()
+        cached = self._cache.get(client_id)
+        if cached is not None and 0 <= now - cached[1] < CLIENT_CACHE_TTL:
+            return cached[0]
+        client = await self._store.get_client(client_id)
+        self._cache.pop(client_id, None)
+        if client is not None:
+            if len(self._cache) >= CLIENT_CACHE_SIZE:
+                del self._cache[next(iter(self._cache))]
+            self._cache[client_id] = (client, now)
+        return client
 
     async def list(self) -> list[Client]:
         """Every registered client, oldest first (the built-in one is not listed)."""
@@ -110,6 +131,7 @@ class Clients:
         endpoint no longer knows the client); their access tokens run out."""
         if client_id == FIRST_PARTY_CLIENT_ID:
             raise InvalidClientMetadata("the first-party client is built in")
+        self._cache.pop(client_id, None)
         return await self._store.delete_client(client_id)
 
     async def rotate_secret(self, client_id: str) -> str:
@@ -122,6 +144,7 @@ class Clients:
                 f"client {client_id!r} authenticates with {client.auth_method}: it has no secret"
             )
         secret = new_client_secret()
+        self._cache.pop(client_id, None)
         if not await self._store.set_client_secret_hash(client_id, hash_client_secret(secret)):
             raise ClientNotFound(f"no client {client_id!r}")
         return secret
