@@ -5,6 +5,7 @@ never allow CORS; with no origins configured nothing changes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from keyfob.server.cors import Cors
 from keyfob.testing import FAST_SETTINGS, FrozenClock, MemoryStore
 
 from .conftest import PASSWORD, running
+from .uvicorn_process import UvicornProcess
 
 SPA = "https://spa.example"
 EVIL = "https://evil.example"
@@ -162,3 +164,24 @@ def test_the_setting_reads_comma_separated_origins() -> None:
     )
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert Cors(settings.cors_origins).origins == {"https://a.example", "https://b.example"}
+
+
+@pytest.mark.slow
+def test_cors_over_real_http(tmp_path: Path) -> None:
+    """Through uvicorn (the hot path): the preflight and the answer of /oauth/token carry
+    CORS for the configured origin; /auth/refresh's preflight is refused."""
+    with (
+        UvicornProcess(tmp_path, env={"KEYFOB_CORS_ORIGINS": SPA}) as server,
+        httpx.Client(base_url=server.url, timeout=10) as http,
+    ):
+        r = http.options("/oauth/token", headers=preflight(SPA, "POST"))
+        assert r.status_code == 204 and r.headers["access-control-allow-origin"] == SPA
+        r = http.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": "kfrt_x"},
+            headers={"Origin": SPA},
+        )
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+        assert r.headers["access-control-allow-origin"] == SPA
+        r = http.options("/auth/refresh", headers=preflight(SPA, "POST"))
+        assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
