@@ -74,7 +74,8 @@ MAX_SECRET_LENGTH: Final = 256
 _MAX_REDIRECT_URI: Final = 2048
 _MAX_NAME: Final = 200
 _LOOPBACK_HOSTS: Final = ("127.0.0.1", "[::1]")
-_PORT: Final = re.compile(r"[0-9]{1,5}")
+#: After ``http://127.0.0.1:``: an ASCII port, then nothing or a path or a query.
+_PORT_THEN_REST: Final = re.compile(r"([0-9]{1,5})((?:[/?].*)?)", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,18 +216,10 @@ def _loopback_without_port(uri: str) -> str | None:
     for host in _LOOPBACK_HOSTS:
         prefix = f"http://{host}:"
         if uri.startswith(prefix):
-            rest = uri[len(prefix) :]
-            end = len(rest)
-            for i, ch in enumerate(rest):
-                if not ch.isascii() or not ch.isdigit():
-                    end = i
-                    break
-            port, tail = rest[:end], rest[end:]
-            if not _PORT.fullmatch(port) or not 0 < int(port) <= 65535:
+            match = _PORT_THEN_REST.fullmatch(uri, len(prefix))
+            if match is None or not 0 < int(match[1]) <= 65535:
                 return None
-            if tail and tail[0] not in "/?":
-                return None
-            return f"http://{host}{tail}"
+            return f"http://{host}{match[2]}"
     return None
 
 
