@@ -55,7 +55,9 @@ async def test_login_issues_a_session_and_both_tokens(manager: SessionManager) -
     claims = _claims(pair.access_token)
     assert claims["sid"] == pair.session.sid
     assert claims["sub"] == pair.session.user_id
-    assert {"iss", "sub", "aud", "exp", "iat", "jti", "client_id", "sid", "scope"} <= claims.keys()
+    assert {"iss", "sub", "aud", "exp", "iat", "jti", "client_id", "sid"} <= claims.keys()
+    assert "scope" not in claims, "no scope is no claim, never the empty string"
+    assert claims["client_id"] == "keyfob"
     principal = manager.verify_access_token(pair.access_token)
     assert principal.sid == pair.session.sid
     sessions = await manager.list_sessions(pair.session.user_id)

@@ -18,7 +18,8 @@ A subclass shows its status and code below where they differ from its parent's.
     │   ├── SessionNotFound         the token's session does not exist (any more)
     │   ├── SessionRevoked          the session was revoked (logout, admin, reuse)
     │   ├── SessionExpired          past the idle or absolute deadline
-    │   └── TokenReused             a rotated-away token came back: the family is revoked
+    │   ├── TokenReused             a rotated-away token came back: the family is revoked
+    │   └── ClientMismatch          the token's session was issued to another client
     ├── InvalidToken                401 invalid_token, challenged: an access token is refused
     │   ├── MissingCredentials      no bearer access token: a challenge without error code
     │   ├── MalformedAccessToken    not a JWT we accept (shape, size, header, alg, typ)
@@ -34,6 +35,12 @@ A subclass shows its status and code below where they differ from its parent's.
     │   ├── CSRFRejected            403: a cookie request failed the CSRF checks
     │   └── InsecureCookieTransport the refresh cookie cannot travel over plain HTTP here
     ├── UnsupportedGrantType        400 unsupported_grant_type
+    ├── InvalidClient               401 invalid_client, Basic challenge: client auth failed
+    ├── UnauthorizedClient          400 unauthorized_client: the client may not use this grant
+    ├── InvalidScope                400 invalid_scope: the scope is malformed or too wide
+    ├── InvalidClientMetadata       400 invalid_client_metadata: a client registration is refused
+    │   ├── ClientExists            409: the client id is taken
+    │   └── ClientNotFound          404: no such client
     ├── NotFound                    404 not_found: no such route or resource
     ├── RateLimited                 429 too_many_requests, Retry-After: slow down
     ├── UserError                   400 invalid_request: a user-management request fails
@@ -53,12 +60,18 @@ __all__ = [
     "AuthenticationFailed",
     "BadSignature",
     "CSRFRejected",
+    "ClientExists",
+    "ClientMismatch",
+    "ClientNotFound",
     "ConfigurationError",
     "ExpiredAccessToken",
     "InsecureCookieTransport",
     "InvalidClaims",
+    "InvalidClient",
+    "InvalidClientMetadata",
     "InvalidGrant",
     "InvalidRequest",
+    "InvalidScope",
     "InvalidToken",
     "IssuerUnavailable",
     "KeyfobError",
@@ -76,6 +89,7 @@ __all__ = [
     "StoreIntegrityError",
     "StoreUnavailable",
     "TokenReused",
+    "UnauthorizedClient",
     "UnknownKeyId",
     "UnsupportedGrantType",
     "UnsupportedMediaType",
@@ -96,6 +110,8 @@ class KeyfobError(Exception):
     status_code: ClassVar[int] = 500
     #: Seconds after which the client may try again (``Retry-After``), if it may.
     retry_after: int | None = None
+    #: The ``WWW-Authenticate`` scheme of :meth:`challenge` (RFC 6750 Bearer, or Basic).
+    auth_scheme: ClassVar[str] = "Bearer"
 
     def __init__(self, description: str = "") -> None:
         super().__init__(description or self.__class__.__doc__ or self.__class__.__name__)
@@ -177,6 +193,10 @@ class TokenReused(InvalidGrant):
         super().__init__(description)
         self.rule = rule
         self.sid = sid
+
+
+class ClientMismatch(InvalidGrant):
+    """The refresh token was issued to another client (RFC 6749 §6); nothing changed."""
 
 
 class InvalidToken(KeyfobError):
@@ -288,6 +308,53 @@ class UnsupportedGrantType(KeyfobError):
 
     error = "unsupported_grant_type"
     status_code = 400
+
+
+class InvalidClient(KeyfobError):
+    """Client authentication failed: unknown client, wrong secret or assertion, or none."""
+
+    error = "invalid_client"
+    # RFC 6749 §5.2 allows 401 and requires it (with a challenge) when the client used
+    # the Authorization header; RFC 9110 §15.5.2 requires the challenge on every 401.
+    # The challenge names Basic, which the token endpoint accepts.
+    status_code = 401
+    auth_scheme = "Basic"
+
+    def challenge(self) -> dict[str, str] | None:
+        return {}
+
+
+class UnauthorizedClient(KeyfobError):
+    """The client is not registered for this grant type."""
+
+    error = "unauthorized_client"
+    status_code = 400
+
+
+class InvalidScope(KeyfobError):
+    """The requested scope is malformed or exceeds what was granted."""
+
+    error = "invalid_scope"
+    status_code = 400
+
+
+class InvalidClientMetadata(KeyfobError):
+    """A client registration is refused (RFC 7591 §3.2.2)."""
+
+    error = "invalid_client_metadata"
+    status_code = 400
+
+
+class ClientExists(InvalidClientMetadata):
+    """That client id is already registered."""
+
+    status_code = 409
+
+
+class ClientNotFound(InvalidClientMetadata):
+    """No such client."""
+
+    status_code = 404
 
 
 class NotFound(KeyfobError):

@@ -5,6 +5,7 @@
     ├── sessions      Sessions     issue, refresh, revoke, purge               (sessions.py)
     ├── signing_keys  SigningKeys  load, rotate and publish the signing keys   (signing_keys.py)
     ├── verifier      Verifier     access tokens, with no store at all         (verifier.py)
+    ├── clients       Clients      the OAuth client registry, client auth      (clients.py)
     └── event_log     EventLog     the security-event log                      (events.py)
 
 The rules live in :mod:`keyfob.core`; the parts add only what needs I/O. The manager
@@ -15,11 +16,15 @@ operation under one name, so the edges (server, integrations, CLI) talk to one o
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 
 from .accounts import Accounts
+from .clients import Clients
 from .core.access_tokens import AccessTokenSigner
+from .core.clients import Client, ClientCredentials
 from .core.clock import Clock, SystemClock
+from .core.introspection import INACTIVE, access_token_info, refresh_token_info
 from .core.keys import KeyRecord, KeySet, derive_kek
 from .core.models import (
     DeviceInfo,
@@ -32,6 +37,7 @@ from .core.models import (
     User,
 )
 from .core.passwords import PasswordHasher, PasswordPolicy
+from .core.refresh_tokens import PREFIX as REFRESH_TOKEN_PREFIX
 from .core.refresh_tokens import (
     ParsedRefreshToken,
     RefreshToken,
@@ -40,7 +46,7 @@ from .core.refresh_tokens import (
 )
 from .core.revocation import RevokedSids
 from .events import EventLog
-from .exceptions import BadSignature, ConfigurationError
+from .exceptions import BadSignature, ConfigurationError, InvalidGrant, InvalidToken
 from .password_pool import PasswordPool
 from .revocation_feed import RevocationFeed
 from .sessions import ReuseHook, Sessions, clean_device
@@ -125,6 +131,7 @@ class SessionManager:
             on_revoked=self._revoked,
             on_reuse=on_reuse,
         )
+        self.clients = Clients(store, clock=self.clock, leeway=settings.leeway)
         self._revocations_synced_at: float | None = None
         self._revocation_marker: object = None
         self._started = False
@@ -269,14 +276,24 @@ class SessionManager:
         """
         return self._codec.parse(refresh_token)
 
-    async def refresh(self, refresh_token: str | RefreshToken | ParsedRefreshToken) -> TokenPair:
+    async def refresh(
+        self,
+        refresh_token: str | RefreshToken | ParsedRefreshToken,
+        *,
+        client_id: str | None = None,
+        scope: str | None = None,
+    ) -> TokenPair:
         """Rotate a refresh token (spec §3).
 
         Raises an :class:`InvalidGrant` subclass: :class:`MalformedToken` before any
         store access, :class:`TokenReused` after revoking the family, or
         :class:`SessionRevoked` / :class:`SessionExpired` / :class:`SessionNotFound`.
+        With ``client_id`` (the client that asks: HTTP edges pass it), a session issued
+        to another client is :class:`ClientMismatch` and nothing changes. With ``scope``,
+        the access token gets that scope if it is within the session's, else
+        :class:`InvalidScope` before anything rotates (RFC 6749 §6).
         """
-        return await self.sessions.refresh(refresh_token)
+        return await self.sessions.refresh(refresh_token, client_id=client_id, scope=scope)
 
     async def logout(
         self, refresh_token: str | RefreshToken, *, reason: RevokeReason = RevokeReason.LOGOUT
@@ -313,6 +330,81 @@ class SessionManager:
     async def purge(self, *, batch: int = 1000, max_batches: int | None = None) -> int:
         """Delete expired and long-revoked sessions in batches; return how many went."""
         return await self.sessions.purge(batch=batch, max_batches=max_batches)
+
+    # OAuth clients and their token operations (RFC 7009, RFC 7662)
+
+    async def authenticate_client(
+        self, credentials: ClientCredentials, *, audiences: Sequence[str] = ()
+    ) -> Client:
+        """The client a token-endpoint request proves or names; :class:`InvalidClient`
+        if it does not. Assertions may be addressed to the issuer or to ``audiences``."""
+        issuer = self.settings.issuer
+        return await self.clients.authenticate(
+            credentials, audiences={*audiences, *([issuer] if issuer else [])}
+        )
+
+    async def revoke_token(self, token: str, *, client: Client) -> bool:
+        """RFC 7009: end the session of ``token`` (a refresh or an access token) if it
+        was issued to ``client``. True if this call revoked a session.
+
+        Any token that is not one of the client's live tokens is ignored (the endpoint
+        answers 200 alike, §2.2): unknown, malformed, expired, already revoked, or
+        another client's. An access token's session goes into the revoked set at once.
+        """
+        sid: str | None = None
+        if token.startswith(REFRESH_TOKEN_PREFIX):
+            try:
+                parsed = self._codec.parse(token)
+            except InvalidGrant:
+                return False
+            session = await self.store.get_session(parsed.sid)
+            if (
+                session is not None
+                and session.client_id == client.client_id
+                and secrets.compare_digest(session.secret_hash, parsed.secret_hash)
+            ):
+                sid = session.sid
+        else:
+            try:
+                principal = await self.verify_access_token_fresh(token)
+            except InvalidToken:
+                return False
+            if principal.client_id == client.client_id:
+                sid = principal.sid
+        if sid is None:
+            return False
+        return await self.sessions.revoke_session(sid, reason=RevokeReason.TOKEN_REVOKED)
+
+    async def introspect(self, token: str) -> dict[str, object]:
+        """RFC 7662: what ``token`` is, if active; ``{"active": false}`` for anything
+        else, alike (no answer tells an unknown token from an expired or revoked one).
+
+        A refresh token is active while it is its live session's current token; an
+        access token while it verifies and its session is not in the revoked set, which
+        is brought up to date first (revocations by other processes count at once).
+        """
+        issuer = self.settings.issuer
+        if token.startswith(REFRESH_TOKEN_PREFIX):
+            try:
+                parsed = self._codec.parse(token)
+            except InvalidGrant:
+                return dict(INACTIVE)
+            session = await self.store.get_session(parsed.sid)
+            if (
+                session is None
+                or not secrets.compare_digest(session.secret_hash, parsed.secret_hash)
+                or session.counter != parsed.counter
+                or not session.is_live(self.clock.now())
+            ):
+                return dict(INACTIVE)
+            return refresh_token_info(session, issuer=issuer)
+        try:
+            principal = await self.verify_access_token_fresh(token)
+        except InvalidToken:
+            return dict(INACTIVE)
+        return access_token_info(
+            principal, issuer=issuer, audience=self.settings.effective_audience
+        )
 
     # access tokens and keys
 
@@ -406,7 +498,7 @@ class SessionManager:
 
     # wiring between the parts
 
-    def _mint_access_token(self, session: Session, now: float) -> str:
+    def _mint_access_token(self, session: Session, now: float, scope: str | None = None) -> str:
         signer = self._signer
         if signer is None:
             raise ConfigurationError("access tokens need an issuer: set KEYFOB_ISSUER")
@@ -415,7 +507,7 @@ class SessionManager:
             sub=session.user_id,
             sid=session.sid,
             client_id=session.client_id,
-            scope=session.scope,
+            scope=session.scope if scope is None else scope,
             now=now,
         )
 

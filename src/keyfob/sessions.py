@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 
 from .core import lifecycle
+from .core.clients import scope_within
 from .core.clock import Clock
 from .core.models import DeviceInfo, EventKind, RevokeReason, SecurityEvent, Session, TokenPair
 from .core.refresh_tokens import (
@@ -31,6 +32,7 @@ from .core.refresh_tokens import (
 )
 from .events import EventLog
 from .exceptions import (
+    ClientMismatch,
     MalformedToken,
     SessionExpired,
     SessionNotFound,
@@ -46,8 +48,8 @@ logger = logging.getLogger("keyfob")
 
 #: Called with the ``reuse_detected`` event after the family has been revoked.
 ReuseHook = Callable[[SecurityEvent], Awaitable[None] | None]
-#: Signs the access token of a session at a time.
-AccessTokenMinter = Callable[[Session, float], str]
+#: Signs the access token of a session at a time, with a narrower scope if given.
+AccessTokenMinter = Callable[[Session, float, str | None], str]
 #: Told of sessions revoked at a time, after the store revoked them.
 RevocationListener = Callable[[Sequence[str], float], Awaitable[None]]
 
@@ -109,8 +111,19 @@ class Sessions:
         """Check a refresh token's shape and MAC, with no store access."""
         return self._codec.parse(refresh_token)
 
-    async def refresh(self, refresh_token: str | RefreshToken | ParsedRefreshToken) -> TokenPair:
-        """Rotate a refresh token (spec §3); an :class:`InvalidGrant` subclass if refused."""
+    async def refresh(
+        self,
+        refresh_token: str | RefreshToken | ParsedRefreshToken,
+        *,
+        client_id: str | None = None,
+        scope: str | None = None,
+    ) -> TokenPair:
+        """Rotate a refresh token (spec §3); an :class:`InvalidGrant` subclass if refused.
+
+        ``client_id``: only a session issued to that client rotates (RFC 6749 §6), in the
+        same conditional update. ``scope``: the access token gets this narrower scope; the
+        session keeps its own (the caller has checked it is within the session's).
+        """
         # Check the MAC first: a forged token never reaches the store (spec §3).
         parsed = (
             refresh_token
@@ -119,15 +132,18 @@ class Sessions:
         )
         now = self._clock.now()
         secret_hash = parsed.secret_hash
+        if scope is not None:
+            scope = await self._narrowed_scope(parsed, client_id, scope)
         session = await self._store.rotate(
             parsed.sid,
             counter=parsed.counter,
             secret_hash=secret_hash,
             now=now,
             idle_ttl=self.lifetimes.idle,
+            client_id=client_id,
         )
         if session is not None:
-            return self._pair(session, parsed.secret, now)
+            return self._pair(session, parsed.secret, now, scope)
         # The conditional update matched nothing: find out why (the slow path).
         current = await self._store.get_session(parsed.sid)
         decision = lifecycle.classify_refresh_failure(
@@ -136,11 +152,14 @@ class Sessions:
             presented_secret_hash=secret_hash,
             now=now,
             lifetimes=self.lifetimes,
+            presented_client_id=client_id,
         )
         match decision:
             case lifecycle.GraceSuccessor(session=s):
                 # The identical successor the winner got, not a new branch (spec §3).
-                return self._pair(s, parsed.secret, now)
+                return self._pair(s, parsed.secret, now, scope)
+            case lifecycle.OtherClient():
+                raise ClientMismatch("the refresh token was issued to another client")
             case lifecycle.Reused(session=s, rule=rule):
                 await self._handle_reuse(s, rule.value, now)
                 raise TokenReused(
@@ -158,6 +177,23 @@ class Sessions:
                 logger.warning("refresh token with a valid MAC was not recognised: %s", why)
                 raise MalformedToken("the refresh token is not recognised")
         raise AssertionError(f"unhandled decision {decision!r}")  # pragma: no cover
+
+    async def _narrowed_scope(
+        self, parsed: ParsedRefreshToken, client_id: str | None, requested: str
+    ) -> str | None:
+        """The requested scope, checked against the session's before anything rotates,
+        so an ``invalid_scope`` costs the client nothing. A session's scope never changes,
+        so reading it first cannot race with the rotation. A token that is not this
+        session's current family member is left to the refresh to classify."""
+        current = await self._store.get_session(parsed.sid)
+        if (
+            current is None
+            or not secrets.compare_digest(current.secret_hash, parsed.secret_hash)
+            or (client_id is not None and current.client_id != client_id)
+        ):
+            return None
+        tokens = scope_within(requested, current.scope.split())
+        return " ".join(sorted(tokens))
 
     async def logout(
         self, refresh_token: str | RefreshToken, *, reason: RevokeReason = RevokeReason.LOGOUT
@@ -230,12 +266,15 @@ class Sessions:
                 break
         return total
 
-    def _pair(self, session: Session, secret: bytes, now: float) -> TokenPair:
+    def _pair(
+        self, session: Session, secret: bytes, now: float, scope: str | None = None
+    ) -> TokenPair:
         return TokenPair(
-            access_token=self._mint_access_token(session, now),
+            access_token=self._mint_access_token(session, now, scope),
             refresh_token=self._codec.mint(session.sid, secret, session.counter),
             expires_in=int(self._settings.access_ttl),
             session=session,
+            access_scope=scope,
         )
 
     async def _handle_reuse(self, session: Session, rule: str, now: float) -> None:

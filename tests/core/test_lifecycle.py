@@ -178,3 +178,54 @@ def test_grace_successor_carries_the_current_session() -> None:
         s, presented_counter=3, presented_secret_hash=HASH, now=ROTATED_AT + 1, lifetimes=LIFETIMES
     )
     assert decision == GraceSuccessor(s)
+
+
+@pytest.mark.parametrize(
+    ("counter", "revoked_at", "now"),
+    [
+        pytest.param(3, None, ROTATED_AT + 1, id="previous-token-within-grace"),
+        pytest.param(3, None, ROTATED_AT + 60, id="previous-token-after-grace"),
+        pytest.param(1, None, ROTATED_AT + 1, id="older-token"),
+        pytest.param(3, ROTATED_AT, ROTATED_AT + 1, id="revoked"),
+        pytest.param(4, None, T0 + LIFETIMES.absolute, id="expired"),
+    ],
+)
+def test_another_clients_genuine_token_is_only_refused(
+    counter: int, revoked_at: float | None, now: float
+) -> None:
+    """A genuine token presented by another client is OtherClient, whatever else holds:
+    never a grace successor (that would hand the session over) nor a reuse alarm."""
+    session = _session(counter=4, rotated_at=ROTATED_AT, revoked_at=revoked_at)
+    decision = classify_refresh_failure(
+        session,
+        presented_counter=counter,
+        presented_secret_hash=HASH,
+        now=now,
+        lifetimes=LIFETIMES,
+        presented_client_id="other",
+    )
+    assert decision == lifecycle.OtherClient(session)
+
+
+def test_the_sessions_own_client_is_classified_as_before() -> None:
+    """Presented by its own client, the previous token within grace is the successor;
+    a forgery by another client is still Unrecognised, not OtherClient."""
+    session = _session(counter=4, rotated_at=ROTATED_AT)
+    mine = classify_refresh_failure(
+        session,
+        presented_counter=3,
+        presented_secret_hash=HASH,
+        now=ROTATED_AT + 1,
+        lifetimes=LIFETIMES,
+        presented_client_id="c",
+    )
+    assert mine == GraceSuccessor(session)
+    forged = classify_refresh_failure(
+        session,
+        presented_counter=3,
+        presented_secret_hash=b"x" * 32,
+        now=ROTATED_AT + 1,
+        lifetimes=LIFETIMES,
+        presented_client_id="other",
+    )
+    assert isinstance(forged, Unrecognised)

@@ -101,13 +101,22 @@ async def test_metadata_lists_only_what_exists(client: httpx.AsyncClient) -> Non
     """The RFC 8414 document names the issuer, token endpoint, JWKS and supported grants."""
     r = await client.get("/.well-known/oauth-authorization-server")
     assert r.status_code == 200
+    methods = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+    algs = ["ES256", "EdDSA", "RS256"]
     assert r.json() == {
         "issuer": "https://testserver",
         "token_endpoint": "https://testserver/oauth/token",
         "jwks_uri": "https://testserver/.well-known/jwks.json",
         "grant_types_supported": ["refresh_token"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "revocation_endpoint": "https://testserver/oauth/revoke",
+        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint": "https://testserver/oauth/introspect",
+        "introspection_endpoint_auth_methods_supported": methods[1:],
+        "introspection_endpoint_auth_signing_alg_values_supported": algs,
     }
 
 

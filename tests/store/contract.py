@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from keyfob.core.clients import Client, hash_client_secret
 from keyfob.core.keys import KeyRecord
 from keyfob.core.models import (
     DeviceInfo,
@@ -38,6 +39,7 @@ from keyfob.core.models import (
     User,
 )
 from keyfob.exceptions import (
+    ClientExists,
     ConfigurationError,
     InvalidGrant,
     SessionRevoked,
@@ -120,6 +122,21 @@ def make_key(kid: str, *, created_at: float = NOW, **changes: Any) -> KeyRecord:
     return dataclasses.replace(base, **changes)
 
 
+def make_client(client_id: str = "c1", *, created_at: float = NOW, **changes: Any) -> Client:
+    """A confidential client_secret_basic client with two redirect URIs and two scopes."""
+    base = Client(
+        client_id=client_id,
+        name=f"Client {client_id}",
+        auth_method="client_secret_basic",
+        redirect_uris=("https://app.example/cb", "http://127.0.0.1/cb"),
+        grant_types=("authorization_code", "refresh_token"),
+        scopes=("read", "write"),
+        created_at=created_at,
+        secret_hash=hash_client_secret("s3cret-" + client_id),
+    )
+    return dataclasses.replace(base, **changes)
+
+
 #: (what is wrong, changes to the stored session, rotate() arguments that differ).
 REFUSED_ROTATIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("counter-behind", {"counter": 3}, {"counter": 2}),
@@ -134,10 +151,101 @@ REFUSED_ROTATIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"now": NOW + 100},
     ),
     ("unknown-sid", {}, {"sid": "no-such-session"}),
+    ("another-client", {}, {"client_id": "not-keyfob"}),
 ]
 
 
-class StoreContract:
+class ClientRegistryContract:
+    """The client registry and the single-use record of client assertions."""
+
+    async def test_client_round_trip(self, store: Store) -> None:
+        """A registered client reads back exactly, secret hash and JWK Set included."""
+        client = make_client()
+        keyed = make_client(
+            "c2",
+            auth_method="private_key_jwt",
+            secret_hash=None,
+            jwks='{"keys": []}',
+            require_pkce=False,
+            first_party=True,
+            redirect_uris=(),
+            grant_types=("refresh_token",),
+            scopes=(),
+        )
+        await store.create_client(client)
+        await store.create_client(keyed)
+        assert await store.get_client("c1") == client
+        assert await store.get_client("c2") == keyed
+
+    async def test_unknown_client_is_none(self, store: Store) -> None:
+        """get_client() of an id never registered is None."""
+        assert await store.get_client("nobody") is None
+
+    async def test_duplicate_client_id_is_refused(self, store: Store) -> None:
+        """A taken client id is ClientExists and the first registration stays."""
+        await store.create_client(make_client())
+        with pytest.raises(ClientExists):
+            await store.create_client(make_client(name="Impostor"))
+        found = await store.get_client("c1")
+        assert found is not None and found.name == "Client c1"
+
+    async def test_list_clients_oldest_first(self, store: Store) -> None:
+        """list_clients() orders by registration time, then id."""
+        await store.create_client(make_client("b", created_at=NOW + 1))
+        await store.create_client(make_client("z", created_at=NOW))
+        await store.create_client(make_client("a", created_at=NOW + 1))
+        assert [c.client_id for c in await store.list_clients()] == ["z", "a", "b"]
+
+    async def test_delete_client(self, store: Store) -> None:
+        """delete_client() removes the client once; its assertions go with it."""
+        await store.create_client(make_client())
+        assert await store.use_assertion_id("c1", "j1", expires_at=NOW + 60, now=NOW)
+        assert await store.delete_client("c1") is True
+        assert await store.get_client("c1") is None
+        assert await store.delete_client("c1") is False
+        await store.create_client(make_client())
+        assert await store.use_assertion_id("c1", "j1", expires_at=NOW + 60, now=NOW)
+
+    async def test_set_client_secret_hash(self, store: Store) -> None:
+        """set_client_secret_hash() replaces the hash of an existing client only."""
+        await store.create_client(make_client())
+        new_hash = hash_client_secret("new")
+        assert await store.set_client_secret_hash("c1", new_hash) is True
+        found = await store.get_client("c1")
+        assert found is not None and found.secret_hash == new_hash
+        assert await store.set_client_secret_hash("nobody", new_hash) is False
+
+    async def test_assertion_ids_are_single_use_until_they_expire(self, store: Store) -> None:
+        """A jti is accepted once per client; again only after it expired."""
+        await store.create_client(make_client())
+        await store.create_client(make_client("c2"))
+        assert await store.use_assertion_id("c1", "j", expires_at=NOW + 60, now=NOW)
+        assert not await store.use_assertion_id("c1", "j", expires_at=NOW + 90, now=NOW + 30)
+        assert await store.use_assertion_id("c2", "j", expires_at=NOW + 60, now=NOW)
+        assert await store.use_assertion_id("c1", "j", expires_at=NOW + 120, now=NOW + 60)
+        assert not await store.use_assertion_id("c1", "j", expires_at=NOW + 120, now=NOW + 61)
+
+    async def test_concurrent_uses_of_one_assertion_have_one_winner(self, store: Store) -> None:
+        """Of 20 coroutines recording one jti at once, exactly one gets True."""
+        await store.create_client(make_client())
+        results = await asyncio.gather(
+            *(store.use_assertion_id("c1", "race", expires_at=NOW + 60, now=NOW) for _ in range(20))
+        )
+        assert results.count(True) == 1
+
+    @shared_database
+    async def test_another_store_sees_clients_and_used_assertions(
+        self, store: Store, other_store: Store
+    ) -> None:
+        """A client registered (e.g. by the CLI) is seen by a running server's store, and
+        an assertion used through one store is a replay through the other."""
+        await store.create_client(make_client())
+        assert await other_store.get_client("c1") == make_client()
+        assert await store.use_assertion_id("c1", "j", expires_at=NOW + 60, now=NOW)
+        assert not await other_store.use_assertion_id("c1", "j", expires_at=NOW + 60, now=NOW)
+
+
+class StoreContract(ClientRegistryContract):
     """Every behaviour of :class:`keyfob.store.Store` that keyfob relies on."""
 
     #: Whether separate store objects (and processes) can share one database.
@@ -437,6 +545,19 @@ class StoreContract:
         assert await store.rotate(sid, **call) is None
         assert await store.get_session("s1") == session
         assert await store.count_sessions() == 1
+
+    async def test_rotate_for_the_sessions_client(self, store: Store) -> None:
+        """rotate() bound to the client the session was issued to matches like an unbound one."""
+        await store.create_session(make_session())
+        rotated = await store.rotate(
+            "s1",
+            counter=0,
+            secret_hash=SECRET_HASH,
+            now=NOW + 1,
+            idle_ttl=IDLE_TTL,
+            client_id="keyfob",
+        )
+        assert rotated is not None and rotated.counter == 1
 
     async def test_concurrent_rotations_have_exactly_one_winner(self, store: Store) -> None:
         """Of 50 coroutines rotating the same counter at once, exactly one gets the session."""

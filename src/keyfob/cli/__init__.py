@@ -5,6 +5,7 @@
     keyfob users add NAME [--password-stdin] | users list
     keyfob sessions list --user NAME | sessions revoke (--sid SID | --user NAME)
     keyfob keys list | keys rotate
+    keyfob clients add NAME [...] | clients list | show ID | remove ID | rotate-secret ID
     keyfob events [--kind KIND] [--user NAME] [--sid SID] [--limit N]
     keyfob purge
 
@@ -19,7 +20,7 @@ with exit code 2 (no traceback).
     serve.py           keyfob serve
     settings_flags.py  serve's settings flags and help, from keyfob.settings.SETTINGS
     maintenance.py     keyfob migrate, keyfob purge
-    users.py, sessions.py, keys.py, events.py   the admin command groups
+    users.py, sessions.py, keys.py, events.py, clients.py   the admin command groups
     store_access.py    how admin commands open the store and the manager
     running.py         one event loop per command; expected failures as one line
     output.py          tables, times, masked store URLs
@@ -30,6 +31,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .clients import clients
 from .events import events
 from .keys import keys
 from .maintenance import migrate, purge
@@ -49,7 +51,7 @@ def cli() -> None:
     """
 
 
-for _command in (serve, migrate, users, sessions, keys, events, purge):
+for _command in (serve, migrate, users, sessions, keys, clients, events, purge):
     cli.add_command(_command)
 
 

@@ -89,7 +89,7 @@ def _bad_claims(claims: Mapping[str, object]) -> InvalidClaims:
         value = claims.get(name)
         if type(value) is not str or not value:
             return InvalidClaims(f"the token has no valid {name!r} claim")
-    if type(claims.get("scope")) is not str:
+    if "scope" in claims and type(claims.get("scope")) is not str:
         return InvalidClaims("the token has no valid 'scope' claim")
     for name in ("exp", "iat", "nbf"):
         if (name in claims or name != "nbf") and not _is_numeric_date(claims.get(name)):
@@ -152,8 +152,11 @@ class AccessTokenSigner:
             "jti": jti or secrets.token_urlsafe(16),
             "client_id": client_id,
             "sid": sid,
-            "scope": scope_text,
         }
+        if scope_text:
+            # RFC 6749 §3.3: a scope has at least one token; no scope means no claim
+            # (RFC 9068 validators refuse "scope": "").
+            claims["scope"] = scope_text
         signing_input = f"{self._header(key)}.{b64url_encode(JSON_ENCODER.encode(claims).encode())}"
         signature = sign_bytes(key, signing_input.encode("ascii"))
         return f"{signing_input}.{b64url_encode(signature)}"
@@ -238,7 +241,7 @@ class AccessTokenVerifier:
             and client_id
             and type(jti) is str
             and jti
-            and type(scope) is str
+            and (type(scope) is str or (scope is None and "scope" not in claims))
             and _is_numeric_date(exp)
             and _is_numeric_date(iat)
             and (_is_numeric_date(nbf) or (nbf is None and "nbf" not in claims))
@@ -258,7 +261,7 @@ class AccessTokenVerifier:
             sub,
             sid,
             client_id,
-            frozenset(scope.split()),
+            frozenset(scope.split()) if scope else frozenset(),
             jti,
             self._issuer,
             self._audience,

@@ -19,6 +19,7 @@ __all__ = [
     "GraceSuccessor",
     "Lifetimes",
     "NotFound",
+    "OtherClient",
     "RefreshFailure",
     "Reused",
     "Revoked",
@@ -118,7 +119,16 @@ class Unrecognised:
     why: str
 
 
-RefreshFailure = GraceSuccessor | Reused | Revoked | Expired | NotFound | Unrecognised
+@dataclass(frozen=True, slots=True)
+class OtherClient:
+    """A genuine token of a session issued to another client (RFC 6749 §6: a refresh
+    token is bound to its client). Refused, and nothing changes: neither a grace
+    successor (that would hand the session to this client) nor a reuse alarm."""
+
+    session: Session
+
+
+RefreshFailure = GraceSuccessor | Reused | Revoked | Expired | NotFound | Unrecognised | OtherClient
 
 
 def classify_refresh_failure(
@@ -128,14 +138,18 @@ def classify_refresh_failure(
     presented_secret_hash: bytes,
     now: float,
     lifetimes: Lifetimes,
+    presented_client_id: str | None = None,
 ) -> RefreshFailure:
-    """Why the conditional rotation of ``presented_counter`` updated nothing."""
+    """Why the conditional rotation of ``presented_counter`` (by ``presented_client_id``,
+    when the refresh was bound to a client) updated nothing."""
     if session is None:
         return NotFound()
     if not hmac.compare_digest(session.secret_hash, presented_secret_hash):
         return Unrecognised("secret does not match the session")
     if presented_counter > session.counter:
         return Unrecognised("counter is ahead of the store")
+    if presented_client_id is not None and presented_client_id != session.client_id:
+        return OtherClient(session)
     if session.revoked:
         return Revoked(session)
     if session.is_expired(now):

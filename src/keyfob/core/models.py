@@ -32,6 +32,8 @@ class RevokeReason(enum.StrEnum):
     ADMIN = "admin"
     PASSWORD_CHANGE = "password_change"
     REUSE_DETECTED = "reuse_detected"
+    #: A client revoked one of the session's tokens (RFC 7009).
+    TOKEN_REVOKED = "token_revoked"
 
 
 class ReuseRule(enum.StrEnum):
@@ -142,10 +144,13 @@ class TokenPair:
     expires_in: int
     session: Session
     token_type: str = "Bearer"
+    #: The access token's scope when narrower than the session's (RFC 6749 §6).
+    access_scope: str | None = None
 
     @property
     def scope(self) -> str:
-        return self.session.scope
+        """The access token's scope."""
+        return self.session.scope if self.access_scope is None else self.access_scope
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,10 @@ def render_error(exc: BaseException) -> RenderedError:
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, int(exc.retry_after)))
     challenge = exc.challenge()
-    if challenge is not None:
+    if challenge is not None and exc.auth_scheme == "Basic":
+        # RFC 7617: the realm is the only parameter; the error is in the body.
+        headers["WWW-Authenticate"] = 'Basic realm="keyfob"'
+    elif challenge is not None:
         headers["WWW-Authenticate"] = www_authenticate(
             error=challenge.get("error"),
             description=challenge.get("error_description"),

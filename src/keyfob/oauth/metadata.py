@@ -1,28 +1,58 @@
 """Authorization-server metadata (RFC 8414) as data.
 
-Only what exists is listed: keyfob's token endpoint serves the refresh-token grant to
-public clients (no client authentication), and its keys are at ``jwks_uri``.
-``response_types_supported`` is required by RFC 8414 §2 and is empty because there is no
-authorization endpoint yet.
+Only what exists is listed: the token endpoint with the refresh-token grant, RFC 7009
+revocation and RFC 7662 introspection, the client authentication methods the registry
+supports (with the algorithms ``private_key_jwt`` assertions may be signed with), and
+the keys at ``jwks_uri``. ``response_types_supported`` is required by RFC 8414 §2 and is
+empty because there is no authorization endpoint yet.
 """
 
 from __future__ import annotations
 
-__all__ = ["JWKS_PATH", "METADATA_PATH", "TOKEN_PATH", "authorization_server_metadata"]
+from collections.abc import Sequence
+
+from ..core.clients import AUTH_METHODS
+from ..core.jwk import ALGORITHMS
+
+__all__ = [
+    "INTROSPECTION_PATH",
+    "JWKS_PATH",
+    "METADATA_PATH",
+    "REVOCATION_PATH",
+    "TOKEN_PATH",
+    "authorization_server_metadata",
+]
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 JWKS_PATH = "/.well-known/jwks.json"
 TOKEN_PATH = "/oauth/token"
+REVOCATION_PATH = "/oauth/revoke"
+INTROSPECTION_PATH = "/oauth/introspect"
 
 
-def authorization_server_metadata(issuer: str) -> dict[str, object]:
-    """The RFC 8414 document for ``issuer`` (a URL without a trailing slash)."""
+def authorization_server_metadata(issuer: str, *, scopes: Sequence[str] = ()) -> dict[str, object]:
+    """The RFC 8414 document for ``issuer`` (a URL without a trailing slash); ``scopes``
+    are the scopes the deployment offers (``scopes_supported``, left out when none)."""
     base = issuer.rstrip("/")
-    return {
+    methods = list(AUTH_METHODS)
+    # Introspection needs an authenticated client (RFC 7662 §2.1): "none" is not enough.
+    authenticated = [m for m in AUTH_METHODS if m != "none"]
+    signing = list(ALGORITHMS)
+    document: dict[str, object] = {
         "issuer": base,
         "token_endpoint": base + TOKEN_PATH,
         "jwks_uri": base + JWKS_PATH,
         "grant_types_supported": ["refresh_token"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": signing,
+        "revocation_endpoint": base + REVOCATION_PATH,
+        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": signing,
+        "introspection_endpoint": base + INTROSPECTION_PATH,
+        "introspection_endpoint_auth_methods_supported": authenticated,
+        "introspection_endpoint_auth_signing_alg_values_supported": signing,
     }
+    if scopes:
+        document["scopes_supported"] = list(scopes)
+    return document

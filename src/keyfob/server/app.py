@@ -23,16 +23,18 @@ from typing import TYPE_CHECKING, Final
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from ..core.clock import Clock
 from ..exceptions import KeyfobError
 from ..manager import ReuseHook, SessionManager
+from ..oauth.metadata import JWKS_PATH, METADATA_PATH
 from ..settings import Settings
 from ..store import Store, open_store
 from ..transports.forwarded import TrustedProxies
 from ..transports.refresh import RefreshTransport
 from .context import ServerContext
+from .cors import Cors
 from .errors import handle_exception, handle_http_exception, handle_keyfob_error
 from .hot import KeyfobApp
 from .maintenance import PurgeLock, start_maintenance, stop_maintenance
@@ -114,8 +116,20 @@ def create_app(
     )
     auth = AuthRoutes(ctx)
     oauth = OAuthRoutes(ctx)
-    hot_routes = [*auth.hot_routes(), *oauth.routes()]
-    routes: list[BaseRoute] = [*hot_routes, *auth.routes(), *WellKnownRoutes(ctx).routes()]
+    # CORS for the public OAuth endpoints and documents only, never /auth (.cors).
+    cors = Cors(settings.cors_origins)
+    documents = WellKnownRoutes(ctx).routes()
+    public_documents = [
+        r for r in documents if isinstance(r, Route) and r.path in (JWKS_PATH, METADATA_PATH)
+    ]
+    hot_routes = [*auth.hot_routes(), *cors.apply(oauth.routes())]
+    routes: list[BaseRoute] = [
+        *hot_routes,
+        *auth.routes(),
+        *cors.apply(oauth.token_routes()),
+        *cors.apply(public_documents),
+        *(r for r in documents if r not in public_documents),
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

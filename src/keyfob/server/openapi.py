@@ -12,7 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..oauth.metadata import JWKS_PATH, METADATA_PATH, TOKEN_PATH
+from ..oauth.metadata import (
+    INTROSPECTION_PATH,
+    JWKS_PATH,
+    METADATA_PATH,
+    REVOCATION_PATH,
+    TOKEN_PATH,
+)
 from ..settings import Settings
 from ..transports.cookies import CookiePolicy
 from ..transports.csrf import CSRF_HEADER
@@ -43,7 +49,12 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str,
 
 
 def _responses(ok: dict[str, dict[str, Any]], *errors: str) -> dict[str, Any]:
-    return {**ok, **{code: {"$ref": f"#/components/responses/{code}"} for code in errors}}
+    """``ok`` plus the shared error answers named; ``401-client`` is the 401 of client
+    authentication (a Basic challenge), the plain ``401`` a bearer token's."""
+    return {
+        **ok,
+        **{code.split("-")[0]: {"$ref": f"#/components/responses/{code}"} for code in errors},
+    }
 
 
 def _ok(
@@ -85,7 +96,24 @@ _WWW_AUTHENTICATE = {
     }
 }
 
+_BASIC_CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": 'Basic realm="keyfob": client authentication failed (RFC 6749 §5.2)',
+        "schema": {"type": "string", "pattern": "^Basic "},
+        "required": True,
+    }
+}
+
 _COOKIE_AUTH: list[dict[str, list[str]]] = [{"refreshCookie": [], "csrfHeader": []}]
+#: A confidential client authenticates (Basic here; or in the form), a public one
+#: only names itself: so "none" too, except at introspection.
+_CLIENT_AUTH: list[dict[str, list[str]]] = [{"clientBasic": []}, {}]
+
+
+def _form_body(schema_name: str) -> dict[str, Any]:
+    return {"required": True, "content": {_FORM: {"schema": ref(schema_name)}}}
+
+
 _BEARER_AUTH: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
@@ -250,17 +278,61 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             TOKEN_PATH: {
                 "post": {
                     "summary": "OAuth 2.0 token endpoint (RFC 6749 §6, refresh_token grant)",
+                    "description": (
+                        "The refresh token is bound to the client it was issued to. A "
+                        "confidential client authenticates (client_secret_basic, "
+                        "client_secret_post or private_key_jwt); a public one sends "
+                        "client_id; a request naming no client is keyfob's own first-party "
+                        "client."
+                    ),
                     "operationId": "token",
-                    "requestBody": {
-                        "required": True,
-                        "content": {_FORM: {"schema": ref("TokenRequest")}},
-                    },
+                    "security": _CLIENT_AUTH,
+                    "requestBody": _form_body("TokenRequest"),
                     "responses": _responses(
                         {"200": _ok("tokens", ref("OAuthTokens"), no_store=True)},
                         "400",
+                        "401-client",
                         "413",
                         "415",
                         "429",
+                        "503",
+                    ),
+                }
+            },
+            REVOCATION_PATH: {
+                "post": {
+                    "summary": "Revoke a refresh or access token and its session (RFC 7009)",
+                    "description": (
+                        "200 whether or not the token was known, live or the client's."
+                    ),
+                    "operationId": "revoke",
+                    "security": _CLIENT_AUTH,
+                    "requestBody": _form_body("TokenActionRequest"),
+                    "responses": _responses(
+                        {"200": {"description": "revoked, or nothing to revoke"}},
+                        "400",
+                        "401-client",
+                        "413",
+                        "415",
+                        "503",
+                    ),
+                }
+            },
+            INTROSPECTION_PATH: {
+                "post": {
+                    "summary": "Introspect a token (RFC 7662), confidential clients only",
+                    "description": (
+                        '{"active": false} for every token that is not active, whatever the reason.'
+                    ),
+                    "operationId": "introspect",
+                    "security": [{"clientBasic": []}],
+                    "requestBody": _form_body("TokenActionRequest"),
+                    "responses": _responses(
+                        {"200": _ok("the token's state", ref("Introspection"), no_store=True)},
+                        "400",
+                        "401-client",
+                        "413",
+                        "415",
                         "503",
                     ),
                 }
@@ -299,6 +371,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         f"{secure.path}"
                     ),
                 },
+                "clientBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "client_secret_basic: client id and secret (RFC 6749 §2.3.1)",
+                },
                 "csrfHeader": {
                     "type": "apiKey",
                     "in": "header",
@@ -307,8 +384,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 },
             },
             "responses": {
-                "400": _error("invalid_request, invalid_grant or unsupported_grant_type"),
+                "400": _error(
+                    "invalid_request, invalid_grant, invalid_scope, unauthorized_client or "
+                    "unsupported_grant_type"
+                ),
                 "401": _error("invalid_token (RFC 6750)", _WWW_AUTHENTICATE),
+                "401-client": _error("invalid_client (RFC 6749 §5.2)", _BASIC_CHALLENGE),
                 "403": _error("CSRF checks failed (missing header or foreign Origin)"),
                 "404": _error("not_found"),
                 "409": _error("the username is taken"),

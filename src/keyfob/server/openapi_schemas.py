@@ -10,6 +10,18 @@ __all__ = ["TEXT", "component_schemas", "ref"]
 TEXT: Final = {"type": "string"}
 
 
+#: The form parameters of client authentication (RFC 6749 §2.3.1, RFC 7523 §2.2).
+_CLIENT_AUTH: Final = {
+    "client_id": TEXT,
+    "client_secret": {"type": "string", "description": "client_secret_post"},
+    "client_assertion_type": {
+        "type": "string",
+        "description": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    },
+    "client_assertion": {"type": "string", "description": "private_key_jwt (RFC 7523)"},
+}
+
+
 def ref(name: str) -> dict[str, str]:
     """A reference to the schema ``name``."""
     return {"$ref": f"#/components/schemas/{name}"}
@@ -51,8 +63,38 @@ def component_schemas() -> dict[str, Any]:
             "properties": {
                 "grant_type": {"type": "string", "enum": ["refresh_token"]},
                 "refresh_token": TEXT,
-                "client_id": TEXT,
                 "scope": TEXT,
+                **_CLIENT_AUTH,
+            },
+        },
+        "TokenActionRequest": {
+            "type": "object",
+            "required": ["token"],
+            "properties": {
+                "token": TEXT,
+                "token_type_hint": {
+                    "type": "string",
+                    "description": "access_token or refresh_token: only a hint, never needed",
+                },
+                **_CLIENT_AUTH,
+            },
+        },
+        "Introspection": {
+            "type": "object",
+            "required": ["active"],
+            "description": "RFC 7662 §2.2; only active when true, and then the token's claims",
+            "properties": {
+                "active": {"type": "boolean"},
+                "token_type": {"type": "string", "enum": ["Bearer", "refresh_token"]},
+                "client_id": TEXT,
+                "sub": TEXT,
+                "scope": TEXT,
+                "exp": {"type": "integer"},
+                "iat": {"type": "integer"},
+                "iss": TEXT,
+                "aud": TEXT,
+                "jti": TEXT,
+                "sid": TEXT,
             },
         },
         "OAuthTokens": {
@@ -150,6 +192,9 @@ def component_schemas() -> dict[str, Any]:
                     "type": "array",
                     "items": TEXT,
                 },
+                "revocation_endpoint": TEXT,
+                "introspection_endpoint": TEXT,
+                "scopes_supported": {"type": "array", "items": TEXT},
             },
         },
     }

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..core.clients import FIRST_PARTY_CLIENT_ID
 from ..core.models import DeviceInfo, Principal, RevokeReason, Session, TokenPair
 from ..exceptions import (
     AuthenticationFailed,
@@ -131,7 +132,8 @@ class AuthRoutes:
         )
         if body_token is not None:
             parsed = await self.ctx.parse_refresh(body_token)
-            return self._token_answer(await self.manager.refresh(parsed), None)
+            pair = await self.manager.refresh(parsed, client_id=FIRST_PARTY_CLIENT_ID)
+            return self._token_answer(pair, None)
         if policy is None:  # no body token and no cookie
             raise InvalidRequest("no refresh token: send the refresh cookie or {refresh_token}")
         clear = {"Set-Cookie": self.transport.clear_cookie(policy)}
@@ -139,7 +141,11 @@ class AuthRoutes:
             # A second cookie of the same name was planted (another path or domain).
             return error_response(InvalidRequest("more than one refresh cookie"), clear)
         try:
-            pair = await self.manager.refresh(await self.ctx.parse_refresh(cookies[0]))
+            # Bound to the first-party client: another client's refresh token must go
+            # through /oauth/token, which authenticates that client (RFC 6749 §6).
+            pair = await self.manager.refresh(
+                await self.ctx.parse_refresh(cookies[0]), client_id=FIRST_PARTY_CLIENT_ID
+            )
         except InvalidGrant as exc:
             # The cookie can never work again: delete it with the answer.
             return error_response(exc, clear)

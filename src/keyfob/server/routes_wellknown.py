@@ -36,7 +36,9 @@ class WellKnownRoutes:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         settings = ctx.settings
-        self._metadata = _frozen_json(authorization_server_metadata(settings.issuer))
+        self._metadata = _frozen_json(
+            authorization_server_metadata(settings.issuer, scopes=settings.scopes)
+        )
         self._jwks_max_age = max(0, min(_MAX_JWKS_AGE, int(settings.key_publish_delay // 2)))
         self._openapi: bytes | None = None
 

@@ -23,6 +23,7 @@ from .values import (
     parse_networks,
     parse_origins,
     parse_rate_limit,
+    parse_scopes,
     parse_secret,
     parse_secrets,
     parse_switch,
@@ -125,6 +126,23 @@ class Settings:
             parse=parse_origins,
             flag=True,
             default_text="the issuer's origin",
+        ),
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=about(
+            "comma-separated browser origins allowed to call the OAuth endpoints, JWKS and "
+            "metadata (CORS, no credentials); the cookie routes under /auth never allow CORS",
+            parse=parse_origins,
+            flag=True,
+        ),
+    )
+    scopes: tuple[str, ...] = field(
+        default=(),
+        metadata=about(
+            "space- or comma-separated scopes clients may be registered for "
+            "(scopes_supported in the metadata); none: any scope",
+            parse=parse_scopes,
         ),
     )
     redis_url: str | None = field(

@@ -156,6 +156,8 @@ def parse_rate_limit(raw: str, name: str) -> str:
     if any(item.amount < 1 for item in items):
         raise ConfigurationError(f"KEYFOB_{name.upper()} must allow at least 1 request: {raw!r}")
     return text
+
+
 def parse_networks(raw: str, name: str) -> tuple[str, ...]:
     """Comma-separated IP addresses or CIDR networks, each written back as a network
     (``10.0.0.1`` → ``10.0.0.1/32``). Host names and ``*`` are refused: trusting a name or
@@ -173,3 +175,16 @@ def parse_networks(raw: str, name: str) -> tuple[str, ...]:
                 "(0.0.0.0/0,::/0 trusts every peer)"
             ) from None
     return tuple(networks)
+
+
+# RFC 6749 §3.3 scope-token: printable ASCII without space, '"' or '\'.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def parse_scopes(raw: str, name: str) -> tuple[str, ...]:
+    """Scope tokens separated by spaces or commas, each an RFC 6749 scope-token."""
+    tokens = tuple(dict.fromkeys(t for t in re.split(r"[\s,]+", raw) if t))
+    bad = [t for t in tokens if not _SCOPE_TOKEN.fullmatch(t)]
+    if bad:
+        raise ConfigurationError(f"KEYFOB_{name.upper()}: {bad[0]!r} is not a scope token")
+    return tokens

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from ..core.clients import Client
 from ..core.keys import KeyRecord
 from ..core.models import EventKind, SecurityEvent, Session, User
-from ..exceptions import StoreIntegrityError, UserExists
+from ..exceptions import ClientExists, StoreIntegrityError, UserExists
 from .protocol import RevokedSession
 
 __all__ = ["MemoryStore"]
@@ -30,6 +31,9 @@ class MemoryStore:
         self._user_ids_by_name: dict[str, str] = {}
         self._events: list[SecurityEvent] = []
         self._keys: dict[str, KeyRecord] = {}
+        self._clients: dict[str, Client] = {}
+        #: (client_id, jti) -> expires_at of used client assertions.
+        self._assertions: dict[tuple[str, str], float] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._sessions)} sessions>)"
@@ -51,12 +55,20 @@ class MemoryStore:
         self._sessions[session.sid] = session
 
     async def rotate(
-        self, sid: str, *, counter: int, secret_hash: bytes, now: float, idle_ttl: float
+        self,
+        sid: str,
+        *,
+        counter: int,
+        secret_hash: bytes,
+        now: float,
+        idle_ttl: float,
+        client_id: str | None = None,
     ) -> Session | None:
         s = self._sessions.get(sid)
         if (
             s is None
             or s.counter != counter
+            or (client_id is not None and s.client_id != client_id)
             or s.secret_hash != secret_hash
             or s.revoked_at is not None
             or now >= s.idle_expires_at
@@ -195,3 +207,42 @@ class MemoryStore:
     async def delete_keys(self, kids: Sequence[str]) -> None:
         for kid in kids:
             self._keys.pop(kid, None)
+
+    # clients
+
+    async def create_client(self, client: Client) -> None:
+        if client.client_id in self._clients:
+            raise ClientExists(f"the client id {client.client_id!r} is taken")
+        self._clients[client.client_id] = client
+
+    async def get_client(self, client_id: str) -> Client | None:
+        return self._clients.get(client_id)
+
+    async def list_clients(self) -> list[Client]:
+        return sorted(self._clients.values(), key=lambda c: (c.created_at, c.client_id))
+
+    async def delete_client(self, client_id: str) -> bool:
+        if self._clients.pop(client_id, None) is None:
+            return False
+        for key in [k for k in self._assertions if k[0] == client_id]:
+            del self._assertions[key]
+        return True
+
+    async def set_client_secret_hash(self, client_id: str, secret_hash: bytes) -> bool:
+        client = self._clients.get(client_id)
+        if client is None:
+            return False
+        self._clients[client_id] = dataclasses.replace(client, secret_hash=secret_hash)
+        return True
+
+    async def use_assertion_id(
+        self, client_id: str, jti: str, *, expires_at: float, now: float
+    ) -> bool:
+        for key in [k for k, exp in self._assertions.items() if exp <= now]:
+            del self._assertions[key]
+        if client_id not in self._clients:
+            raise StoreIntegrityError(f"no client {client_id!r} to record an assertion of")
+        if (client_id, jti) in self._assertions:
+            return False
+        self._assertions[(client_id, jti)] = expires_at
+        return True

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ..core.clients import Client
 from ..core.keys import KeyRecord
 from ..core.models import EventKind, SecurityEvent, Session, User
 
 __all__ = [
+    "ClientStore",
     "EventStore",
     "KeyStore",
     "RevokedSession",
@@ -40,12 +42,20 @@ class SessionStore(Protocol):
         """Insert a new session; a taken sid raises :class:`StoreIntegrityError`."""
 
     async def rotate(
-        self, sid: str, *, counter: int, secret_hash: bytes, now: float, idle_ttl: float
+        self,
+        sid: str,
+        *,
+        counter: int,
+        secret_hash: bytes,
+        now: float,
+        idle_ttl: float,
+        client_id: str | None = None,
     ) -> Session | None:
         """Atomically move the session from ``counter`` to ``counter + 1``.
 
-        Only when the session exists with that counter and secret hash, is not
-        revoked, and is before both deadlines at ``now``. Sets ``rotated_at`` and
+        Only when the session exists with that counter and secret hash (and was issued
+        to ``client_id``, when given), is not revoked, and is before both deadlines at
+        ``now``. Sets ``rotated_at`` and
         ``last_used_at`` to ``now`` and the idle deadline to
         ``min(now + idle_ttl, absolute_expires_at)``. Returns the updated session, or
         ``None`` when nothing matched (then nothing changed). Of concurrent callers
@@ -122,8 +132,37 @@ class KeyStore(Protocol):
     async def delete_keys(self, kids: Sequence[str]) -> None: ...
 
 
+class ClientStore(Protocol):
+    """The OAuth client registry (RFC 6749 §2) and the single-use record of client
+    assertions (RFC 7523 §3 item 7)."""
+
+    async def create_client(self, client: Client) -> None:
+        """Register a client: :class:`ClientExists` if the id is taken."""
+
+    async def get_client(self, client_id: str) -> Client | None: ...
+
+    async def list_clients(self) -> list[Client]:
+        """Every registered client, oldest first."""
+
+    async def delete_client(self, client_id: str) -> bool:
+        """Remove a client (and its remembered assertions); False if there was none."""
+
+    async def set_client_secret_hash(self, client_id: str, secret_hash: bytes) -> bool:
+        """Replace a client's secret hash; False if there is no such client."""
+
+    async def use_assertion_id(
+        self, client_id: str, jti: str, *, expires_at: float, now: float
+    ) -> bool:
+        """Record that an assertion ``jti`` of the client was used; True the first time.
+
+        False when the same ``jti`` was recorded before and has not expired at ``now``
+        (a replay). Of concurrent callers with one ``jti``, exactly one gets True.
+        Records that expired are forgotten.
+        """
+
+
 @runtime_checkable
-class Store(SessionStore, UserStore, EventStore, KeyStore, Protocol):
+class Store(SessionStore, UserStore, EventStore, KeyStore, ClientStore, Protocol):
     """Everything keyfob persists. Obtain one with :func:`keyfob.store.open_store`."""
 
     #: The URL scheme this store serves (``memory``, ``sqlite``, ``postgresql``).

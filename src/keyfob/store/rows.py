@@ -12,18 +12,23 @@ that something other than keyfob wrote may hold anything, so the SQLite store as
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any, Final
 
+from ..core.clients import AUTH_METHODS, Client
 from ..core.keys import KeyRecord
 from ..core.models import DeviceInfo, EventKind, SecurityEvent, Session, User
 from ..exceptions import StoreIntegrityError
 
 __all__ = [
+    "CLIENT_COLUMNS",
     "EVENT_COLUMNS",
     "KEY_COLUMNS",
     "SESSION_COLUMNS",
     "USER_COLUMNS",
+    "client",
+    "client_values",
     "event",
     "event_filters",
     "key",
@@ -44,6 +49,13 @@ USER_COLUMNS: Final = "id, username, password_hash, created_at"
 EVENT_COLUMNS: Final = "id, kind, at, user_id, sid, ip, detail"
 KEY_COLUMNS: Final = (
     "kid, alg, public_jwk, private_encrypted, created_at, activates_at, retired_at, expires_at"
+)
+
+#: Redirect URIs are a JSON array; grant types and scopes, which hold no spaces, are
+#: space-separated (like the session's scope).
+CLIENT_COLUMNS: Final = (
+    "client_id, name, auth_method, redirect_uris, grant_types, scopes, created_at, "
+    "secret_hash, jwks, require_pkce, first_party"
 )
 
 
@@ -166,4 +178,63 @@ def key(row: Row) -> KeyRecord:
         activates_at=activates_at,
         retired_at=retired_at,
         expires_at=expires_at,
+    )
+
+
+def client(row: Row) -> Client:
+    """The client in a row of :data:`CLIENT_COLUMNS`; what keyfob cannot read is an
+    integrity error, never a client with a guessed method."""
+    (
+        client_id,
+        name,
+        auth_method,
+        redirect_uris,
+        grant_types,
+        scopes,
+        created_at,
+        secret_hash,
+        jwks,
+        require_pkce,
+        first_party,
+    ) = row
+    try:
+        uris = json.loads(redirect_uris)
+    except (TypeError, ValueError):
+        uris = None
+    if (
+        auth_method not in AUTH_METHODS
+        or not isinstance(uris, list)
+        or not all(isinstance(u, str) for u in uris)
+        or not (secret_hash is None or isinstance(secret_hash, bytes))
+    ):
+        raise StoreIntegrityError(f"client {client_id!r} has an unreadable registration")
+    return Client(
+        client_id=client_id,
+        name=name,
+        auth_method=auth_method,
+        redirect_uris=tuple(uris),
+        grant_types=tuple(grant_types.split()),
+        scopes=tuple(scopes.split()),
+        created_at=float(created_at),
+        secret_hash=secret_hash,
+        jwks=jwks,
+        require_pkce=bool(require_pkce),
+        first_party=bool(first_party),
+    )
+
+
+def client_values(c: Client) -> tuple[Any, ...]:
+    """The values of :data:`CLIENT_COLUMNS` for a row holding ``c``."""
+    return (
+        c.client_id,
+        c.name,
+        c.auth_method,
+        json.dumps(list(c.redirect_uris)),
+        " ".join(c.grant_types),
+        " ".join(c.scopes),
+        c.created_at,
+        c.secret_hash,
+        c.jwks,
+        c.require_pkce,
+        c.first_party,
     )

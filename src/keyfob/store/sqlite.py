@@ -40,12 +40,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ..core.clients import Client
 from ..core.keys import KeyRecord
 from ..core.models import EventKind, SecurityEvent, Session, User
-from ..exceptions import ConfigurationError, UserExists
+from ..exceptions import ClientExists, ConfigurationError, UserExists
 from . import rows
 from .protocol import RevokedSession
-from .rows import EVENT_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
+from .rows import CLIENT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
 from .sqlite_database import (
     SQLiteDatabase,
     Synchronous,
@@ -79,6 +80,8 @@ _ROTATE = (
     "WHERE sid = :sid AND counter = :counter AND secret_hash = :secret_hash "
     "AND revoked_at IS NULL AND idle_expires_at > :now AND absolute_expires_at > :now"
 )
+# The same, for a refresh bound to the client the session was issued to.
+_ROTATE_FOR_CLIENT = _ROTATE + " AND client_id = :client_id"
 _REVOKE = (
     "UPDATE sessions SET revoked_at = :now, revoked_reason = :reason "
     "WHERE sid = :sid AND revoked_at IS NULL AND (:user_id IS NULL OR user_id = :user_id)"
@@ -94,6 +97,18 @@ _SAVE_KEY = (
     "expires_at = excluded.expires_at"
 )
 _READ_EPOCH = "SELECT n FROM revocation_epoch WHERE id = 1"
+_INSERT_CLIENT = (
+    f"INSERT INTO clients ({CLIENT_COLUMNS}) "
+    f"VALUES ({', '.join('?' * len(CLIENT_COLUMNS.split(',')))})"
+)
+_SELECT_CLIENT = f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?"
+# A used assertion id is recorded; one recorded before is taken over only once expired.
+_USE_ASSERTION = (
+    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (:client_id, :jti, :exp) "
+    "ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at "
+    "WHERE client_assertions.expires_at <= :now"
+)
+_FORGET_ASSERTIONS = "DELETE FROM client_assertions WHERE expires_at <= :now"
 
 
 class SQLiteStore:
@@ -186,15 +201,26 @@ class SQLiteStore:
         await self._db.write(lambda conn: execute(conn, _INSERT_SESSION, params))
 
     async def rotate(
-        self, sid: str, *, counter: int, secret_hash: bytes, now: float, idle_ttl: float
+        self,
+        sid: str,
+        *,
+        counter: int,
+        secret_hash: bytes,
+        now: float,
+        idle_ttl: float,
+        client_id: str | None = None,
     ) -> Session | None:
-        params = {
+        params: dict[str, Any] = {
             "sid": sid,
             "counter": counter,
             "secret_hash": secret_hash,
             "now": now,
             "idle_ttl": idle_ttl,
         }
+        statement = _ROTATE
+        if client_id is not None:
+            params["client_id"] = client_id
+            statement = _ROTATE_FOR_CLIENT
         asked_at = time.monotonic()
 
         def rotate(conn: sqlite3.Connection) -> Session | None:
@@ -202,7 +228,7 @@ class SQLiteStore:
             # by a lock (or run after its caller gave up) opens its grace window from
             # then, so a retry gets the identical successor (spec §4).
             params["now"] = now + (time.monotonic() - asked_at)
-            return _update_one(conn, _ROTATE, params, sid)
+            return _update_one(conn, statement, params, sid)
 
         return await self._db.write(rotate)
 
@@ -391,6 +417,61 @@ class SQLiteStore:
         await self._db.run(
             lambda conn: write_transaction(conn, lambda conn: execute_many(conn, sql, params))
         )
+
+    # clients
+
+    async def create_client(self, client: Client) -> None:
+        params = rows.client_values(client)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                execute(conn, _INSERT_CLIENT, params)
+            except sqlite3.IntegrityError as exc:
+                if "clients.client_id" in str(exc):
+                    raise ClientExists(f"the client id {client.client_id!r} is taken") from None
+                raise
+
+        await self._db.run(insert)
+
+    async def get_client(self, client_id: str) -> Client | None:
+        found = await self._db.run(
+            lambda conn: conn.execute(_SELECT_CLIENT, (client_id,)).fetchall()
+        )
+        return rows.client(found[0]) if found else None
+
+    async def list_clients(self) -> list[Client]:
+        sql = f"SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id"
+        found = await self._db.run(lambda conn: conn.execute(sql).fetchall())
+        return [rows.client(row) for row in found]
+
+    async def delete_client(self, client_id: str) -> bool:
+        sql = "DELETE FROM clients WHERE client_id = ?"
+        deleted = await self._db.run(
+            lambda conn: write_transaction(
+                conn, lambda conn: conn.execute(sql, (client_id,)).rowcount
+            )
+        )
+        return bool(deleted)
+
+    async def set_client_secret_hash(self, client_id: str, secret_hash: bytes) -> bool:
+        sql = "UPDATE clients SET secret_hash = ? WHERE client_id = ?"
+        changed = await self._db.run(
+            lambda conn: write_transaction(
+                conn, lambda conn: conn.execute(sql, (secret_hash, client_id)).rowcount
+            )
+        )
+        return bool(changed)
+
+    async def use_assertion_id(
+        self, client_id: str, jti: str, *, expires_at: float, now: float
+    ) -> bool:
+        params = {"client_id": client_id, "jti": jti, "exp": expires_at, "now": now}
+
+        def use(conn: sqlite3.Connection) -> bool:
+            conn.execute(_FORGET_ASSERTIONS, params)
+            return bool(conn.execute(_USE_ASSERTION, params).rowcount == 1)
+
+        return await self._db.run(lambda conn: write_transaction(conn, use))
 
 
 def _update_one(

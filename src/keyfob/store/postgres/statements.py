@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ..rows import EVENT_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
+from ..rows import CLIENT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
 
 # Advisory lock keys: "keyfob" in ASCII, then a number per purpose. One keyspace for the
 # whole database cluster, so the prefix keeps clear of other applications' locks.
@@ -41,6 +41,10 @@ ROTATE: Final = (
     "WHERE sid = $1 AND counter = $2 AND secret_hash = $3 AND revoked_at IS NULL "
     "AND idle_expires_at > $4 AND absolute_expires_at > $4 "
     f"RETURNING {SESSION_COLUMNS}"
+)
+# The same, for a refresh bound to the client the session was issued to ($7).
+ROTATE_FOR_CLIENT: Final = ROTATE.replace(
+    f"RETURNING {SESSION_COLUMNS}", f"AND client_id = $7 RETURNING {SESSION_COLUMNS}"
 )
 # The trigger sessions_notify_revoked announces each of these revocations.
 REVOKE: Final = (
@@ -111,3 +115,21 @@ SAVE_KEY: Final = (
     "expires_at = excluded.expires_at"
 )
 DELETE_KEYS: Final = "DELETE FROM signing_keys WHERE kid = ANY($1::text[])"
+
+INSERT_CLIENT: Final = (
+    f"INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+)
+#: The constraint a taken client id violates (migration 0002).
+CLIENT_ID_CONSTRAINT: Final = "clients_pkey"
+SELECT_CLIENT: Final = f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
+LIST_CLIENTS: Final = f"SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id"
+DELETE_CLIENT: Final = "DELETE FROM clients WHERE client_id = $1"
+SET_CLIENT_SECRET_HASH: Final = "UPDATE clients SET secret_hash = $2 WHERE client_id = $1"
+FORGET_ASSERTIONS: Final = "DELETE FROM client_assertions WHERE expires_at <= $1"
+# A used assertion id is recorded; one recorded before is taken over only once expired.
+# Concurrent inserts of one jti wait for each other on the primary key: one returns a row.
+USE_ASSERTION: Final = (
+    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) "
+    "ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at "
+    "WHERE client_assertions.expires_at <= $4 RETURNING 1"
+)

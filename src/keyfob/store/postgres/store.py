@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
 
+from ...core.clients import Client
 from ...core.keys import KeyRecord
 from ...core.models import EventKind, SecurityEvent, Session, User
 from ...exceptions import (
+    ClientExists,
     ConfigurationError,
     KeyfobError,
     StoreIntegrityError,
@@ -273,12 +275,28 @@ class PostgresStore:
         await self._execute(sql.INSERT_SESSION, *rows.session_values(session))
 
     async def rotate(
-        self, sid: str, *, counter: int, secret_hash: bytes, now: float, idle_ttl: float
+        self,
+        sid: str,
+        *,
+        counter: int,
+        secret_hash: bytes,
+        now: float,
+        idle_ttl: float,
+        client_id: str | None = None,
     ) -> Session | None:
         # time.time(): the wall clock the server's clock_timestamp() is compared with.
-        row = await self._fetchrow(
-            sql.ROTATE, sid, counter, secret_hash, float(now), float(idle_ttl), time.time()
+        args: tuple[object, ...] = (
+            sid,
+            counter,
+            secret_hash,
+            float(now),
+            float(idle_ttl),
+            time.time(),
         )
+        if client_id is None:
+            row = await self._fetchrow(sql.ROTATE, *args)
+        else:
+            row = await self._fetchrow(sql.ROTATE_FOR_CLIENT, *args, client_id)
         return None if row is None else rows.session(row)
 
     async def get_session(self, sid: str) -> Session | None:
@@ -430,6 +448,45 @@ class PostgresStore:
     async def delete_keys(self, kids: Sequence[str]) -> None:
         if kids:
             await self._execute(sql.DELETE_KEYS, list(kids))
+
+    # clients
+
+    async def create_client(self, client: Client) -> None:
+        try:
+            await self._execute(sql.INSERT_CLIENT, *rows.client_values(client))
+        except StoreIntegrityError as exc:
+            cause = exc.__cause__
+            if (
+                isinstance(cause, asyncpg.UniqueViolationError)
+                and cause.constraint_name == sql.CLIENT_ID_CONSTRAINT
+            ):
+                raise ClientExists(f"the client id {client.client_id!r} is taken") from None
+            raise
+
+    async def get_client(self, client_id: str) -> Client | None:
+        row = await self._fetchrow(sql.SELECT_CLIENT, client_id)
+        return None if row is None else rows.client(row)
+
+    async def list_clients(self) -> list[Client]:
+        return [rows.client(row) for row in await self._fetch(sql.LIST_CLIENTS)]
+
+    async def delete_client(self, client_id: str) -> bool:
+        status = await self._execute(sql.DELETE_CLIENT, client_id)
+        return status != "DELETE 0"
+
+    async def set_client_secret_hash(self, client_id: str, secret_hash: bytes) -> bool:
+        status = await self._execute(sql.SET_CLIENT_SECRET_HASH, client_id, secret_hash)
+        return status != "UPDATE 0"
+
+    async def use_assertion_id(
+        self, client_id: str, jti: str, *, expires_at: float, now: float
+    ) -> bool:
+        async with self._connection("recording a client assertion") as conn, conn.transaction():
+            await conn.execute(sql.FORGET_ASSERTIONS, float(now))
+            used = await conn.fetchval(
+                sql.USE_ASSERTION, client_id, jti, float(expires_at), float(now)
+            )
+        return used is not None
 
 
 async def _all(*steps: Awaitable[object]) -> None:
