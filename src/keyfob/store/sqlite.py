@@ -53,6 +53,7 @@ from .sqlite_database import (
     execute_many,
     write_transaction,
 )
+from .sqlite_webhooks import SQLiteWebhooks
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -96,7 +97,7 @@ _SAVE_KEY = (
 _READ_EPOCH = "SELECT n FROM revocation_epoch WHERE id = 1"
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteWebhooks):
     """A :class:`keyfob.store.Store` in one SQLite file.
 
     ``busy_timeout`` (seconds) is how long an operation waits for another connection's
