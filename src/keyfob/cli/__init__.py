@@ -6,6 +6,7 @@
     keyfob sessions list --user NAME | sessions revoke (--sid SID | --user NAME)
     keyfob keys list | keys rotate
     keyfob events [--kind KIND] [--user NAME] [--sid SID] [--limit N]
+    keyfob webhooks add URL [--event TYPE]... | list | test ID | deliveries | remove ID
     keyfob purge
 
 Settings come from ``KEYFOB_*`` environment variables (spec §8); a flag overrides its
@@ -20,6 +21,7 @@ with exit code 2 (no traceback).
     settings_flags.py  serve's settings flags and help, from keyfob.settings.SETTINGS
     maintenance.py     keyfob migrate, keyfob purge
     users.py, sessions.py, keys.py, events.py   the admin command groups
+    webhooks.py        keyfob webhooks: endpoints for security events, the delivery log
     store_access.py    how admin commands open the store and the manager
     running.py         one event loop per command; expected failures as one line
     output.py          tables, times, masked store URLs
@@ -36,6 +38,7 @@ from .maintenance import migrate, purge
 from .serve import serve
 from .sessions import sessions
 from .users import users
+from .webhooks import webhooks
 
 __all__ = ["cli", "main"]
 
@@ -49,7 +52,7 @@ def cli() -> None:
     """
 
 
-for _command in (serve, migrate, users, sessions, keys, events, purge):
+for _command in (serve, migrate, users, sessions, keys, events, webhooks, purge):
     cli.add_command(_command)
 
 
