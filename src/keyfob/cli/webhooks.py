@@ -152,7 +152,7 @@ def webhooks_test(endpoint_id: str, store_url: str | None, secret_file: str | No
             "keyfob webhooks test needs the 'server' extra: pip install 'keyfob[server]'"
         ) from None
 
-    async def work() -> tuple[int | None, str]:
+    async def work() -> tuple[int | None, str, float]:
         async with open_manager(settings) as manager:
             store = manager.store
             if await store.get_webhook_endpoint(endpoint_id) is None:
@@ -160,21 +160,21 @@ def webhooks_test(endpoint_id: str, store_url: str | None, secret_file: str | No
             message = ping_message(manager.clock.now())
             await store.enqueue_webhook(message, now=manager.clock.now(), endpoint_id=endpoint_id)
             worker = WebhookWorker(store, keys=_sealing_keys(settings), clock=manager.clock)
+            started = time.monotonic()
             try:
                 results = await worker.deliver_due(message_id=message.message_id)
             finally:
                 await worker.close()
+            took = time.monotonic() - started
         if not results:
             # Disabled endpoints' deliveries are not claimed: the message waits for it.
             raise CliError(f"webhook endpoint {endpoint_id} is disabled; the test waits for it")
         result = results[0]
         if result is None:
             raise CliError("the test attempt could not be recorded; see the server's log")
-        return result.status_code, result.error
+        return result.status_code, result.error, took
 
-    started = time.monotonic()
-    status_code, error = run(work)
-    took = time.monotonic() - started
+    status_code, error, took = run(work)
     if error:
         raise CliError(f"the test webhook failed: {error} (after {took:.1f} s); it will be retried")
     click.echo(f"delivered: HTTP {status_code} in {took:.1f} s")
