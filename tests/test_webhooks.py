@@ -13,14 +13,15 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from keyfob import SessionManager
 from keyfob.core.models import EventKind, SecurityEvent
-from keyfob.exceptions import ConfigurationError, TokenReused
-from keyfob.store.webhook_records import DeliveryStatus, WebhookEndpoint
+from keyfob.exceptions import ConfigurationError, StoreUnavailable, TokenReused
+from keyfob.store.webhook_records import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from keyfob.testing import FAST_SETTINGS, FrozenClock, MemoryStore
 from keyfob.webhooks.endpoints import add_endpoint, check_url
 from keyfob.webhooks.messages import (
@@ -450,3 +451,35 @@ async def test_the_background_loop_delivers_what_the_event_log_enqueues(
     assert sorted(ids) == sorted(m.message_id for m in messages)
     statuses = {d.status for d in await outbox.list_webhook_deliveries()}
     assert statuses == {DeliveryStatus.DELIVERED}
+
+
+class FlakyOutbox(MemoryStore):
+    """A memory store whose first claims fail: once as a store outage, once unexpectedly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: list[Exception] = [StoreUnavailable("down"), RuntimeError("boom")]
+
+    async def claim_webhook_deliveries(self, **kwargs: Any) -> list[WebhookDelivery]:
+        if self.failures:
+            raise self.failures.pop(0)
+        return await super().claim_webhook_deliveries(**kwargs)
+
+
+async def test_the_background_loop_outlives_a_failing_store(
+    clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outage and an unexpected error are logged; the next passes deliver."""
+    store = FlakyOutbox()
+    background = WebhookWorker(store, keys=[KEY], clock=clock, poll_interval=0.05)
+    with Receiver() as receiver:
+        await endpoint_for(store, receiver.url, clock)
+        await store.enqueue_webhook(ping_message(clock.now()), now=clock.now())
+        background.start()
+        try:
+            await asyncio.to_thread(receiver.wait_for, 1, timeout=20)
+        finally:
+            await background.close()
+    assert store.failures == []
+    assert "down" in caplog.text
+    assert "unexpected error" in caplog.text

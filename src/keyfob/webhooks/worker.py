@@ -127,7 +127,10 @@ class WebhookWorker:
                     await self._purge_now_and_then()
                 except KeyfobError as exc:
                     logger.warning("webhook outbox: %s; trying again shortly", exc)
-            if claimed and claimed == free:
+                except Exception:
+                    # Never let one bad pass end the loop: the outbox would stop for good.
+                    logger.exception("webhook outbox: unexpected error; trying again shortly")
+            if self._in_flight and (free == 0 or claimed == free):
                 # Full: more may be due. Claim again as soon as an attempt ends.
                 await asyncio.wait(
                     self._in_flight, timeout=self.poll_interval, return_when="FIRST_COMPLETED"
