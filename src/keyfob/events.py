@@ -1,11 +1,24 @@
-"""The security-event log (spec §7): what the manager's parts record, and reading it back."""
+"""The security-event log (spec §7): what the manager's parts record, and reading it back.
+
+Recording an event also puts it in the webhook outbox: one more statement that adds a
+pending delivery for each enabled endpoint subscribed to its type (none when there are
+no endpoints). The HTTP calls happen later, in the worker of :mod:`keyfob.webhooks`, so
+a slow or dead receiver never slows the request that caused the event.
+"""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from .core.models import EventKind, SecurityEvent
-from .store.protocol import EventStore
+from .store.protocol import EventStore, WebhookOutbox
+from .webhooks.messages import message_for
 
 __all__ = ["EventLog"]
+
+
+class _EventStore(EventStore, WebhookOutbox, Protocol):
+    """What the event log needs of the store: the event table and the webhook outbox."""
 
 
 class EventLog:
@@ -13,7 +26,7 @@ class EventLog:
 
     __slots__ = ("_store",)
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: _EventStore) -> None:
         self._store = store
 
     async def record(
@@ -28,6 +41,7 @@ class EventLog:
     ) -> SecurityEvent:
         event = SecurityEvent(kind=kind, at=at, user_id=user_id, sid=sid, ip=ip, detail=detail)
         await self._store.record_event(event)
+        await self._store.enqueue_webhook(message_for(event), now=at)
         return event
 
     async def list(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -51,6 +52,11 @@ from keyfob.exceptions import (
 from keyfob.manager import SessionManager
 from keyfob.settings import Settings
 from keyfob.store.protocol import RevokedSession, Store
+from keyfob.store.webhook_records import (
+    DeliveryStatus,
+    WebhookEndpoint,
+    WebhookMessage,
+)
 from keyfob.testing import FAST_SETTINGS, FrozenClock
 
 from ._workers import Failed, WorkerPool
@@ -1021,6 +1027,273 @@ class StoreContract(ClientRegistryContract):
                 assert session is not None
                 assert session.counter == pair.session.counter + 1
                 assert session.revoked_reason == RevokeReason.REUSE_DETECTED.value
+
+    # webhooks: endpoints and the outbox
+
+    async def test_webhook_endpoints_round_trip(self, store: Store) -> None:
+        """An endpoint comes back as added; the list is oldest first; a taken id is refused."""
+        first = make_endpoint("ep_a", created_at=NOW, event_types=("session.revoked",))
+        second = make_endpoint("ep_b", created_at=NOW + 1, enabled=False, description="SIEM")
+        await store.add_webhook_endpoint(second)
+        await store.add_webhook_endpoint(first)
+        assert await store.get_webhook_endpoint("ep_a") == first
+        assert await store.get_webhook_endpoint("ep_b") == second
+        assert await store.get_webhook_endpoint("ep_missing") is None
+        assert await store.list_webhook_endpoints() == [first, second]
+        with pytest.raises(StoreIntegrityError):
+            await store.add_webhook_endpoint(first)
+
+    async def test_enabling_and_removing_an_endpoint(self, store: Store) -> None:
+        """Disabling and enabling is remembered; removing takes the deliveries with it."""
+        await store.add_webhook_endpoint(make_endpoint("ep_a"))
+        assert await store.set_webhook_endpoint_enabled("ep_a", False)
+        found = await store.get_webhook_endpoint("ep_a")
+        assert found is not None
+        assert not found.enabled
+        assert await store.set_webhook_endpoint_enabled("ep_a", True)
+        assert not await store.set_webhook_endpoint_enabled("ep_missing", True)
+        await store.enqueue_webhook(webhook_message("m1"), now=NOW)
+        assert len(await store.list_webhook_deliveries()) == 1
+        assert await store.remove_webhook_endpoint("ep_a")
+        assert not await store.remove_webhook_endpoint("ep_a")
+        assert await store.list_webhook_endpoints() == []
+        assert await store.list_webhook_deliveries() == []
+
+    async def test_enqueue_reaches_enabled_subscribed_endpoints_only(self, store: Store) -> None:
+        """A message gets one pending delivery per enabled endpoint subscribed to its type."""
+        await store.add_webhook_endpoint(make_endpoint("ep_yes", event_types=("a.b", "c.d")))
+        await store.add_webhook_endpoint(make_endpoint("ep_other", event_types=("a.bc",)))
+        await store.add_webhook_endpoint(make_endpoint("ep_off", enabled=False))
+        assert await store.enqueue_webhook(webhook_message("m1", "a.b"), now=NOW) == 1
+        assert await store.enqueue_webhook(webhook_message("m2", "x.y"), now=NOW) == 0
+        [delivery] = await store.list_webhook_deliveries()
+        assert (delivery.endpoint_id, delivery.message_id, delivery.event_type) == (
+            "ep_yes",
+            "m1",
+            "a.b",
+        )
+        assert delivery.payload == webhook_message("m1", "a.b").payload
+        assert delivery.status is DeliveryStatus.PENDING
+        assert delivery.attempts == 0
+        assert delivery.created_at == NOW
+        assert delivery.next_attempt_at == NOW
+        assert delivery.lease is None
+
+    async def test_enqueue_for_one_endpoint_ignores_its_subscriptions(self, store: Store) -> None:
+        """Naming an endpoint (keyfob webhooks test) reaches it whatever it subscribed to."""
+        await store.add_webhook_endpoint(make_endpoint("ep_a", event_types=("a.b",)))
+        await store.add_webhook_endpoint(make_endpoint("ep_b", event_types=("webhook.test",)))
+        added = await store.enqueue_webhook(
+            webhook_message("t1", "webhook.test"), now=NOW, endpoint_id="ep_a"
+        )
+        assert added == 1
+        assert [d.endpoint_id for d in await store.list_webhook_deliveries()] == ["ep_a"]
+
+    async def test_a_claim_leases_due_deliveries_once(self, store: Store) -> None:
+        """Due deliveries are claimed oldest first under a lease; nobody else gets them until
+        it runs out, and then the old lease can no longer record an attempt."""
+        await store.add_webhook_endpoint(make_endpoint("ep_a"))
+        await store.enqueue_webhook(webhook_message("m1"), now=NOW)
+        await store.enqueue_webhook(webhook_message("m2"), now=NOW + 1)
+        assert (
+            await store.claim_webhook_deliveries(now=NOW - 1, limit=10, lease="early", lease_for=60)
+            == []
+        )
+        claimed = await store.claim_webhook_deliveries(
+            now=NOW + 1, limit=1, lease="L1", lease_for=60
+        )
+        assert [(d.message_id, d.lease) for d in claimed] == [("m1", "L1")]
+        rest = await store.claim_webhook_deliveries(now=NOW + 2, limit=10, lease="L2", lease_for=60)
+        assert [d.message_id for d in rest] == ["m2"]
+        assert (
+            await store.claim_webhook_deliveries(now=NOW + 30, limit=10, lease="L3", lease_for=60)
+            == []
+        )
+        again = await store.claim_webhook_deliveries(
+            now=NOW + 61, limit=10, lease="L4", lease_for=60
+        )
+        assert [(d.message_id, d.lease) for d in again] == [("m1", "L4")]
+        assert not await finish(store, claimed[0].id, "L1", DeliveryStatus.DELIVERED, now=NOW + 62)
+        assert await finish(store, claimed[0].id, "L4", DeliveryStatus.DELIVERED, now=NOW + 62)
+
+    async def test_a_claim_can_ask_for_one_message(self, store: Store) -> None:
+        """claim(message_id=...) leaves the other due deliveries where they are."""
+        await store.add_webhook_endpoint(make_endpoint("ep_a"))
+        await store.enqueue_webhook(webhook_message("m1"), now=NOW)
+        await store.enqueue_webhook(webhook_message("m2"), now=NOW)
+        claimed = await store.claim_webhook_deliveries(
+            now=NOW, limit=10, lease="L", lease_for=60, message_id="m2"
+        )
+        assert [d.message_id for d in claimed] == ["m2"]
+        others = await store.claim_webhook_deliveries(now=NOW, limit=10, lease="M", lease_for=60)
+        assert [d.message_id for d in others] == ["m1"]
+
+    async def test_disabled_endpoints_deliveries_wait(self, store: Store) -> None:
+        """A disabled endpoint's deliveries are not claimed; enabled again, they are."""
+        await store.add_webhook_endpoint(make_endpoint("ep_a"))
+        await store.enqueue_webhook(webhook_message("m1"), now=NOW)
+        await store.set_webhook_endpoint_enabled("ep_a", False)
+        assert (
+            await store.claim_webhook_deliveries(now=NOW, limit=10, lease="L", lease_for=60) == []
+        )
+        await store.set_webhook_endpoint_enabled("ep_a", True)
+        claimed = await store.claim_webhook_deliveries(now=NOW, limit=10, lease="L", lease_for=60)
+        assert [d.message_id for d in claimed] == ["m1"]
+
+    async def test_finishing_an_attempt_records_it(self, store: Store) -> None:
+        """An attempt counts, keeps its answer, and schedules (or ends) the delivery."""
+        await store.add_webhook_endpoint(make_endpoint("ep_a"))
+        await store.enqueue_webhook(webhook_message("m1"), now=NOW)
+        [d] = await store.claim_webhook_deliveries(now=NOW, limit=10, lease="L", lease_for=60)
+        assert await store.finish_webhook_attempt(
+            d.id,
+            lease="L",
+            status=DeliveryStatus.PENDING,
+            now=NOW + 1,
+            next_attempt_at=NOW + 6,
+            status_code=500,
+            error="HTTP 500",
+        )
+        [logged] = await store.list_webhook_deliveries()
+        assert (logged.status, logged.attempts, logged.last_status_code, logged.last_error) == (
+            DeliveryStatus.PENDING,
+            1,
+            500,
+            "HTTP 500",
+        )
+        assert (logged.last_attempt_at, logged.next_attempt_at, logged.lease) == (
+            NOW + 1,
+            NOW + 6,
+            None,
+        )
+        assert (
+            await store.claim_webhook_deliveries(now=NOW + 5, limit=10, lease="M", lease_for=60)
+            == []
+        )
+        [d] = await store.claim_webhook_deliveries(now=NOW + 6, limit=10, lease="M", lease_for=60)
+        assert d.attempts == 1
+        assert await store.finish_webhook_attempt(
+            d.id,
+            lease="M",
+            status=DeliveryStatus.FAILED,
+            now=NOW + 7,
+            next_attempt_at=None,
+            status_code=None,
+            error="no answer within 10 s",
+        )
+        [logged] = await store.list_webhook_deliveries()
+        assert (logged.status, logged.attempts, logged.last_status_code) == (
+            DeliveryStatus.FAILED,
+            2,
+            None,
+        )
+        assert logged.next_attempt_at is None
+        assert (
+            await store.claim_webhook_deliveries(now=NOW + 99, limit=10, lease="N", lease_for=60)
+            == []
+        )
+        assert not await finish(store, d.id, "M", DeliveryStatus.DELIVERED, now=NOW + 8)
+
+    async def test_the_delivery_log_filters_and_pages(self, store: Store) -> None:
+        """Newest first, by endpoint and status, before an id, never showing a lease."""
+        await store.add_webhook_endpoint(make_endpoint("ep_a"))
+        await store.add_webhook_endpoint(make_endpoint("ep_b"))
+        for i in range(3):
+            await store.enqueue_webhook(webhook_message(f"m{i}"), now=NOW + i)
+        everything = await store.list_webhook_deliveries()
+        assert [(d.message_id, d.endpoint_id) for d in everything] == [
+            (m, e) for m in ("m2", "m1", "m0") for e in ("ep_b", "ep_a")
+        ]
+        assert [d.id for d in everything] == sorted((d.id for d in everything), reverse=True)
+        claimed = await store.claim_webhook_deliveries(now=NOW, limit=10, lease="L", lease_for=60)
+        await finish(store, claimed[0].id, "L", DeliveryStatus.DELIVERED, now=NOW)
+        by_b = await store.list_webhook_deliveries(endpoint_id="ep_b", limit=2)
+        assert [d.message_id for d in by_b] == ["m2", "m1"]
+        page = await store.list_webhook_deliveries(before_id=everything[1].id, limit=2)
+        assert [d.id for d in page] == [d.id for d in everything[2:4]]
+        delivered = await store.list_webhook_deliveries(status=DeliveryStatus.DELIVERED)
+        assert [d.id for d in delivered] == [claimed[0].id]
+        pending = await store.list_webhook_deliveries(status=DeliveryStatus.PENDING)
+        assert len(pending) == 5
+        assert all(d.lease is None for d in pending)
+
+    async def test_purging_old_finished_deliveries(self, store: Store) -> None:
+        """Only delivered or failed deliveries whose last attempt is old enough go."""
+        await store.add_webhook_endpoint(make_endpoint("ep_a"))
+        for i in range(4):
+            await store.enqueue_webhook(webhook_message(f"m{i}"), now=NOW)
+        ds = await store.claim_webhook_deliveries(now=NOW, limit=10, lease="L", lease_for=60)
+        await finish(store, ds[0].id, "L", DeliveryStatus.DELIVERED, now=NOW)
+        await finish(store, ds[1].id, "L", DeliveryStatus.FAILED, now=NOW)
+        await finish(store, ds[2].id, "L", DeliveryStatus.DELIVERED, now=NOW + 100)
+        assert await store.purge_webhook_deliveries(finished_before=NOW + 50, limit=1) == 1
+        assert await store.purge_webhook_deliveries(finished_before=NOW + 50, limit=10) == 1
+        assert await store.purge_webhook_deliveries(finished_before=NOW + 50, limit=10) == 0
+        left = {d.id for d in await store.list_webhook_deliveries()}
+        assert left == {ds[2].id, ds[3].id}
+
+    @shared_database
+    async def test_concurrent_claims_never_share_a_delivery(
+        self, store: Store, other_store: Store
+    ) -> None:
+        """Two store objects claiming at once (two instances) split the deliveries."""
+        await store.add_webhook_endpoint(make_endpoint("ep_a"))
+        for i in range(40):
+            await store.enqueue_webhook(webhook_message(f"m{i}"), now=NOW)
+        rounds = await asyncio.gather(
+            *(
+                s.claim_webhook_deliveries(now=NOW, limit=3, lease=f"L{i}", lease_for=60)
+                for i in range(10)
+                for s in (store, other_store)
+            )
+        )
+        ids = [d.id for claimed in rounds for d in claimed]
+        assert len(ids) == len(set(ids)) == 40
+
+
+def make_endpoint(
+    endpoint_id: str,
+    *,
+    created_at: float = NOW,
+    event_types: tuple[str, ...] = ("a.b",),
+    enabled: bool = True,
+    description: str = "",
+) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=endpoint_id,
+        url=f"https://hooks.example/{endpoint_id}",
+        secret_sealed=b"sealed:" + endpoint_id.encode(),
+        event_types=event_types,
+        created_at=created_at,
+        enabled=enabled,
+        description=description,
+    )
+
+
+def webhook_message(message_id: str, event_type: str = "a.b") -> WebhookMessage:
+    return WebhookMessage(
+        message_id=message_id,
+        event_type=event_type,
+        # Non-ASCII text, as a body may carry: it must come back byte for byte.
+        payload=json.dumps(
+            {"type": event_type, "data": {"id": message_id, "text": "caf\u00e9 \u2713"}},
+            ensure_ascii=False,
+        ),
+    )
+
+
+async def finish(
+    store: Store, delivery_id: int, lease: str, status: DeliveryStatus, *, now: float
+) -> bool:
+    return await store.finish_webhook_attempt(
+        delivery_id,
+        lease=lease,
+        status=status,
+        now=now,
+        next_attempt_at=None,
+        status_code=200 if status is DeliveryStatus.DELIVERED else None,
+        error="",
+    )
 
 
 async def marker_change(store: Store, old: object) -> object:

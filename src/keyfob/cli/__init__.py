@@ -7,6 +7,7 @@
     keyfob keys list | keys rotate
     keyfob clients add NAME [...] | clients list | show ID | remove ID | rotate-secret ID
     keyfob events [--kind KIND] [--user NAME] [--sid SID] [--limit N]
+    keyfob webhooks add URL [--event TYPE]... | list | test ID | deliveries | remove ID
     keyfob purge
 
 Settings come from ``KEYFOB_*`` environment variables (spec §8); a flag overrides its
@@ -21,6 +22,7 @@ with exit code 2 (no traceback).
     settings_flags.py  serve's settings flags and help, from keyfob.settings.SETTINGS
     maintenance.py     keyfob migrate, keyfob purge
     users.py, sessions.py, keys.py, events.py, clients.py   the admin command groups
+    webhooks.py        keyfob webhooks: endpoints for security events, the delivery log
     store_access.py    how admin commands open the store and the manager
     running.py         one event loop per command; expected failures as one line
     output.py          tables, times, masked store URLs
@@ -38,6 +40,7 @@ from .maintenance import migrate, purge
 from .serve import serve
 from .sessions import sessions
 from .users import users
+from .webhooks import webhooks
 
 __all__ = ["cli", "main"]
 
@@ -51,7 +54,7 @@ def cli() -> None:
     """
 
 
-for _command in (serve, migrate, users, sessions, keys, clients, events, purge):
+for _command in (serve, migrate, users, sessions, keys, clients, events, webhooks, purge):
     cli.add_command(_command)
 
 

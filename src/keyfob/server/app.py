@@ -33,6 +33,7 @@ from ..settings import Settings
 from ..store import Store, open_store
 from ..transports.forwarded import TrustedProxies
 from ..transports.refresh import RefreshTransport
+from ..webhooks.worker import WebhookWorker
 from .context import ServerContext
 from .cors import Cors
 from .errors import handle_exception, handle_http_exception, handle_keyfob_error
@@ -145,9 +146,13 @@ def create_app(
             if fanout is not None:
                 await fanout.start()
             jobs = start_maintenance(manager, purge_lock=purge_lock)
+            # The webhook outbox is sent from here, never from a request (docs/webhooks.md).
+            webhooks = WebhookWorker.from_settings(settings, store, clock=manager.clock)
+            webhooks.start()
             try:
                 yield
             finally:
+                await webhooks.close()
                 await stop_maintenance(jobs)
         finally:
             if fanout is not None:

@@ -13,12 +13,13 @@ from ..core.clients import Client
 from ..core.keys import KeyRecord
 from ..core.models import EventKind, SecurityEvent, Session, User
 from ..exceptions import ClientExists, StoreIntegrityError, UserExists
+from .memory_webhooks import MemoryWebhooks
 from .protocol import RevokedSession
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(MemoryWebhooks):
     """A :class:`keyfob.store.Store` kept in dictionaries."""
 
     scheme = "memory"
@@ -26,6 +27,7 @@ class MemoryStore:
     max_write_delay = 0.0
 
     def __init__(self) -> None:
+        super().__init__()
         self._sessions: dict[str, Session] = {}
         self._users: dict[str, User] = {}
         self._user_ids_by_name: dict[str, str] = {}

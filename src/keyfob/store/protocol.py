@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 from ..core.clients import Client
 from ..core.keys import KeyRecord
 from ..core.models import EventKind, SecurityEvent, Session, User
+from .webhook_records import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 __all__ = [
     "ClientStore",
@@ -24,6 +25,8 @@ __all__ = [
     "SessionStore",
     "Store",
     "UserStore",
+    "WebhookOutbox",
+    "WebhookStore",
 ]
 
 
@@ -161,8 +164,76 @@ class ClientStore(Protocol):
         """
 
 
+class WebhookOutbox(Protocol):
+    async def enqueue_webhook(
+        self, message: WebhookMessage, *, now: float, endpoint_id: str | None = None
+    ) -> int:
+        """Add a pending delivery of ``message`` for every enabled endpoint subscribed to
+        its event type (or for ``endpoint_id`` alone, subscribed or not), due at ``now``,
+        in one statement; return how many were added."""
+
+
+class WebhookStore(WebhookOutbox, Protocol):
+    async def add_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Insert an endpoint; a taken id raises :class:`StoreIntegrityError`."""
+
+    async def get_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None: ...
+
+    async def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        """Every endpoint, oldest first."""
+
+    async def set_webhook_endpoint_enabled(self, endpoint_id: str, enabled: bool) -> bool:
+        """Enable or disable an endpoint; False if there is none with that id."""
+
+    async def remove_webhook_endpoint(self, endpoint_id: str) -> bool:
+        """Delete an endpoint and its deliveries; False if there is none with that id."""
+
+    async def claim_webhook_deliveries(
+        self,
+        *,
+        now: float,
+        limit: int,
+        lease: str,
+        lease_for: float,
+        message_id: str | None = None,
+    ) -> list[WebhookDelivery]:
+        """Claim up to ``limit`` pending deliveries due at ``now`` of enabled endpoints that
+        no live lease holds (only those of ``message_id``, when given), oldest due first:
+        each gets the lease token ``lease`` until ``now + lease_for``. Of concurrent
+        callers, across processes, each delivery goes to one; a lease that ran out (its
+        holder died) lets the delivery be claimed again."""
+
+    async def finish_webhook_attempt(
+        self,
+        delivery_id: int,
+        *,
+        lease: str,
+        status: DeliveryStatus,
+        now: float,
+        next_attempt_at: float | None,
+        status_code: int | None,
+        error: str,
+    ) -> bool:
+        """Record one attempt of a claimed delivery (attempts + 1) and release the lease.
+        False, and nothing changed, if ``lease`` no longer holds it."""
+
+    async def list_webhook_deliveries(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[WebhookDelivery]:
+        """The delivery log, newest first; ``before_id`` pages backwards."""
+
+    async def purge_webhook_deliveries(self, *, finished_before: float, limit: int) -> int:
+        """Delete up to ``limit`` delivered or failed deliveries whose last attempt was
+        before ``finished_before``; return how many went."""
+
+
 @runtime_checkable
-class Store(SessionStore, UserStore, EventStore, KeyStore, ClientStore, Protocol):
+class Store(SessionStore, UserStore, EventStore, KeyStore, ClientStore, WebhookStore, Protocol):
     """Everything keyfob persists. Obtain one with :func:`keyfob.store.open_store`."""
 
     #: The URL scheme this store serves (``memory``, ``sqlite``, ``postgresql``).

@@ -54,6 +54,7 @@ from .sqlite_database import (
     execute_many,
     write_transaction,
 )
+from .sqlite_webhooks import SQLiteWebhooks
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -111,7 +112,7 @@ _USE_ASSERTION = (
 _FORGET_ASSERTIONS = "DELETE FROM client_assertions WHERE expires_at <= :now"
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteWebhooks):
     """A :class:`keyfob.store.Store` in one SQLite file.
 
     ``busy_timeout`` (seconds) is how long an operation waits for another connection's

@@ -39,6 +39,7 @@ from .options import masked, milliseconds, names_application, split_url
 from .pool import ConnectionPool
 from .purge_lock import PurgeLock
 from .schema import apply_migrations
+from .webhooks import PostgresWebhooks
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -55,7 +56,7 @@ _CLIENT_MARGIN: Final = 1.0
 _START_CONNECTIONS: Final = 2
 
 
-class PostgresStore:
+class PostgresStore(PostgresWebhooks):
     """A :class:`keyfob.store.Store` in a PostgreSQL database, shared by many instances.
 
     ``statement_timeout`` and ``lock_timeout`` (seconds; 0 disables) bound how long the
