@@ -25,11 +25,17 @@ logs in again.
 from ``/proc/<pid>``; requests are grouped in windows of ``--window`` seconds, and the
 p99 latency of each window is taken over the requests that do no password hashing.
 After the warm-up (``max(10 s, 10% of the run)``) the samples are split in thirds, and
-each measure must not grow from the first third to the last, compared by medians
-(robust to a single spike): RSS by at most 10% + 16 MiB, descriptors by at most 16, the
-windows' p99 by at most 50% + 25 ms. A leak of one kilobyte per request fails a
-ten-minute run at the default rate; the 60 s CI run catches gross leaks (tens of KiB
-per request, a descriptor per request) and broken accounting.
+each measure must not grow from the first third to the last: the last third's median
+must stay within the larger of the first third's median plus a tolerance and the first
+third's largest value (robust to single spikes either way). The tolerances: RSS 10% +
+16 MiB, descriptors other than sockets 8, the windows' p99 100% + 50 ms (the machine is
+shared, and until password hashing leaves the event loop a login stalls the requests
+beside it, so latency is the noisiest measure). Sockets are judged once the clients
+have gone: not one client connection may still be open, and the other descriptors must
+be back within 4 of their level before the traffic (the store's connection pool may
+grow within its bounds). A leak of one kilobyte per request fails a ten-minute run at the
+default rate; the 60 s CI run catches gross leaks (tens of KiB per request), any
+connection or descriptor left open, and broken accounting.
 
 The load is bounded: ``--rate`` requests per second in all (default 80) from
 ``--clients`` connections (default 16), so the run leaves most of a two-core machine to
@@ -136,6 +142,24 @@ class Sample:
         return self.fds - self.sockets
 
 
+def client_connections(pid: int, port: int) -> int:
+    """How many descriptors of ``pid`` are accepted connections on ``port`` (its
+    clients' connections; the store's connection pool is left out)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rpartition(":")[2], 16)
+                if local_port == port and fields[3] != "0A":  # 0A: LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+    return count
+
+
 def read_process(pid: int, at: float = 0.0) -> Sample:
     """The server's resident set size and open file descriptors, from /proc."""
     rss = 0
@@ -168,8 +192,9 @@ FD_TOLERANCE = Tolerance(0.0, 8)
 #: The machine is shared: a window's p99 moves with everybody else's load, so only a
 #: doubling (plus 50 ms) counts as growth.
 P99_TOLERANCE = Tolerance(1.0, 0.050)
-#: Descriptors once every client has gone, against before the traffic: sockets included,
-#: so a connection the server never closes shows here, however short the run.
+#: Descriptors other than sockets once every client has gone, against before the
+#: traffic. (Client connections must all be closed by then, however short the run; the
+#: store's pool may have grown within its bounds.)
 FD_LEFT_OVER = 4
 
 
@@ -193,14 +218,17 @@ class Verdict:
 
 
 def judge_flat(measure: str, values: Sequence[float], tolerance: Tolerance) -> Verdict:
-    """Compare the medians of the first and last thirds of ``values`` (taken after the
-    warm-up, in time order). Needs at least three values."""
+    """Compare the last third of ``values`` (taken after the warm-up, in time order) with
+    the first (module docstring). Needs at least three values."""
     if len(values) < 3:
         raise ValueError(f"{measure}: {len(values)} samples after warm-up; run longer")
     third = len(values) // 3
     first = statistics.median(values[:third])
     last = statistics.median(values[-third:])
-    return Verdict(measure, first, last, first * (1 + tolerance.relative) + tolerance.absolute)
+    # Growth means the late typical value beats both the tolerance over the early typical
+    # value and the worst early value: one slow early window does not set the bar low.
+    limit = max(first * (1 + tolerance.relative) + tolerance.absolute, max(values[:third]))
+    return Verdict(measure, first, last, limit)
 
 
 def window_p99s(answers: Sequence[Answer], *, since: float, window: float) -> list[float]:
@@ -628,7 +656,7 @@ class Report:
     verdicts: list[Verdict]
     p99_windows: list[float]
     samples: list[Sample]
-    #: Open descriptors before the traffic and once the clients left.
+    #: Open descriptors other than sockets before the traffic and once the clients left.
     descriptors: tuple[int, int]
 
     @property
@@ -642,7 +670,9 @@ class Report:
             lines.append(f"  {op:<26} {shown}")
         lines += [f"  {v}" for v in self.verdicts]
         before, after = self.descriptors
-        lines.append(f"  descriptors: {before} before the traffic, {after} once clients left")
+        lines.append(
+            f"  descriptors besides sockets: {before} before the traffic, {after} after it"
+        )
         if self.failures:
             lines.append(
                 f"  {len(self.failures)} unaccounted answers or failed checks, first ones:"
@@ -681,14 +711,17 @@ async def soak(args: argparse.Namespace, directory: Path, url: str) -> Report:
                 await c.close()
         await asyncio.sleep(2)  # the server closes its ends of the connections
         after = read_process(pid)
+        left_open = client_connections(pid, port)
     ledger = run.ledger
     for line in server_log_errors(_read(log)):
         ledger.fail(f"server log: {line[:200]}")
-    if after.fds > before.fds + FD_LEFT_OVER:
+    if after.other_fds > before.other_fds + FD_LEFT_OVER:
         ledger.fail(
-            f"the server holds {after.fds} descriptors ({after.sockets} sockets) once the "
-            f"clients left, {before.fds} ({before.sockets}) before the traffic"
+            f"the server holds {after.other_fds} descriptors besides sockets once the "
+            f"clients left, {before.other_fds} before the traffic"
         )
+    if left_open:
+        ledger.fail(f"the server still holds {left_open} client connections after they left")
 
     warmup = max(10.0, args.duration * 0.10)
     steady = [s for s in samples if s.at >= warmup]
@@ -710,7 +743,7 @@ async def soak(args: argparse.Namespace, directory: Path, url: str) -> Report:
         verdicts=verdicts,
         p99_windows=p99s,
         samples=[before, *samples, after],
-        descriptors=(before.fds, after.fds),
+        descriptors=(before.other_fds, after.other_fds),
     )
 
 
