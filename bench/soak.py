@@ -63,6 +63,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -315,13 +316,11 @@ class Client:
 
     # requests
 
-    async def call(
-        self, op: str, method: str, path: str, *, detail_ok: bool = False, **kwargs: object
-    ) -> httpx.Response | None:
+    async def call(self, op: str, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
         """Send one request and account for its answer; None when it failed."""
         started = time.perf_counter()
         try:
-            r = await self.http.request(method, path, **kwargs)  # type: ignore[arg-type]
+            r = await self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             self.run.ledger.record(op, 0, time.perf_counter() - started, repr(exc))
             return None
@@ -330,7 +329,7 @@ class Client:
             self.run.ledger.fail(f"{op}: {r.status_code} without Retry-After")
         return r if ok else None
 
-    def _refresh_request(self, token: str) -> dict[str, object]:
+    def _refresh_request(self, token: str) -> dict[str, Any]:
         if self.transport == "body":
             return {"json": {"refresh_token": token}}
         return {"headers": {**self.run.csrf, "Cookie": f"{self.run.cookie_name}={token}"}}
@@ -338,7 +337,7 @@ class Client:
     def _token_from(self, r: httpx.Response) -> str:
         if self.transport == "body":
             return str(r.json()["refresh_token"])
-        set_cookie = r.headers.get("set-cookie", "")
+        set_cookie: str = r.headers.get("set-cookie", "")
         name, _, rest = set_cookie.partition("=")
         if name != self.run.cookie_name:
             self.run.ledger.fail(f"{self.transport} answer without the refresh cookie")

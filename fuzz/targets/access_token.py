@@ -16,6 +16,8 @@ fuzzed claim values (huge and non-finite numbers, wrong JSON types, missing memb
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TypeVar
 
 from keyfob.core.access_tokens import AccessClaims, AccessTokenVerifier
 from keyfob.core.jws import b64url_encode, sign_bytes
@@ -26,6 +28,8 @@ from keyfob.verifier import Verifier
 from ..data import Reader, Writer
 
 __all__ = ["check", "seeds"]
+
+T = TypeVar("T")
 
 NOW = 1_800_000_000.0
 ISSUER = "https://issuer.example"
@@ -171,8 +175,9 @@ def check(data: bytes) -> None:
     _check_verify(token)
 
 
-def _outcome(call: object) -> AccessClaims | type[InvalidToken] | object:
-    assert callable(call)
+def _outcome(call: Callable[[], T]) -> T | type[InvalidToken]:
+    """What ``call`` returns, or the type of the InvalidToken it raises (anything else
+    escapes: a broken contract)."""
     try:
         return call()
     except InvalidToken as exc:
@@ -193,8 +198,8 @@ def _check_verify(token: str) -> None:
         principal = _outcome(lambda: verifier.verify_access_token(token))
         if isinstance(result, AccessClaims):
             assert not isinstance(principal, type), f"Verifier refused it: {principal}"
-            assert (principal.user_id, principal.sid) == (result.sub, result.sid)  # type: ignore[attr-defined]
-            assert principal.expires_at == result.exp  # type: ignore[attr-defined]
+            assert (principal.user_id, principal.sid) == (result.sub, result.sid)
+            assert principal.expires_at == result.exp
         else:
             assert principal is result, f"{principal} where the verifier raised {result}"
 

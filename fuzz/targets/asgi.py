@@ -27,6 +27,8 @@ from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import quote, unquote
 
+from starlette.types import Message
+
 from keyfob.core.models import DeviceInfo, TokenPair
 from keyfob.server import create_app
 from keyfob.testing import FAST_SETTINGS, FrozenClock, MemoryStore
@@ -297,15 +299,15 @@ def check(data: bytes) -> None:
         {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
         for i, chunk in enumerate(chunks)
     ]
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         if inbox:
             return inbox.pop(0)
         await asyncio.sleep(3600)  # like a server: nothing more until the client leaves
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     errors = _ErrorLog()
@@ -319,7 +321,7 @@ def check(data: bytes) -> None:
 
 
 def _check_answer(
-    scope: dict[str, Any], sent: list[dict[str, Any]], errors: list[logging.LogRecord]
+    scope: dict[str, Any], sent: list[Message], errors: list[logging.LogRecord]
 ) -> None:
     where = f"{scope['method']} {scope['path']!r}"
     assert not errors, f"{where} logged an error: {errors[0].getMessage()}"

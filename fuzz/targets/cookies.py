@@ -12,6 +12,7 @@ keyfob set reads back as the token it stores, whatever other cookies surround it
 from __future__ import annotations
 
 from keyfob.exceptions import InsecureCookieTransport
+from keyfob.settings.model import CookieMode
 from keyfob.transports.cookies import (
     REFRESH_COOKIE_BASENAME,
     CookiePolicy,
@@ -25,7 +26,7 @@ from ..data import Reader, Writer
 
 __all__ = ["check", "seeds"]
 
-_MODES = ("secure-path", "host")
+_MODES: tuple[CookieMode, ...] = ("secure-path", "host")
 _SCHEMES = ("http", "https", "HTTPS", "ws", "wss", "")
 _HOSTS = ("localhost", "127.0.0.1:8000", "[::1]:443", "auth.example", "app.localhost.", "fuzzed")
 _NAMES = (

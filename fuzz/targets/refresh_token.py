@@ -19,6 +19,7 @@ import struct
 from keyfob.core.refresh_tokens import (
     PREFIX,
     TOKEN_LENGTH,
+    ParsedRefreshToken,
     RefreshToken,
     RefreshTokenCodec,
     derive_mac_key,
@@ -86,7 +87,7 @@ def _alter(token: str, r: Reader) -> str:
     return token
 
 
-def _check_parse(text: str, *, minted_under: bytes | None) -> object:
+def _check_parse(text: str, *, minted_under: bytes | None) -> ParsedRefreshToken | None:
     shown = repr(RefreshToken(text))
     if len(text) > 8:
         assert text[:-3] not in shown or text[:-3] in PREFIX, "repr must mask the token"
