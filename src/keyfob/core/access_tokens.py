@@ -26,7 +26,6 @@ Nothing else escapes: any input at all ends in a :class:`~keyfob.exceptions.Inva
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -78,9 +77,18 @@ class AccessClaims:
 _REQUIRED_STRINGS: Final = ("sub", "sid", "client_id", "jti")
 
 
+#: The largest NumericDate accepted, in seconds either side of 1970 (285 million years):
+#: a date must survive float arithmetic (leeway, cache deadlines), and a 400-digit
+#: ``exp`` overflowed it (found by fuzzing: fuzz/regressions/access_token).
+_MAX_NUMERIC_DATE: Final = 2**53
+
+
 def _is_numeric_date(value: object) -> bool:
-    # bool is an int subclass and inf a float: neither is a NumericDate (RFC 7519 §2).
-    return type(value) is int or (type(value) is float and math.isfinite(value))
+    # bool is an int subclass and inf a float: neither is a NumericDate (RFC 7519 §2);
+    # NaN and the infinities also fail the range test.
+    return (type(value) is int or type(value) is float) and (
+        -_MAX_NUMERIC_DATE <= value <= _MAX_NUMERIC_DATE
+    )
 
 
 def _bad_claims(claims: Mapping[str, object]) -> InvalidClaims:

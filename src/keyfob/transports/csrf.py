@@ -11,6 +11,7 @@ cross-site`` is refused too, for browsers that send it.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
@@ -29,6 +30,12 @@ __all__ = [
 CSRF_HEADER = "X-Keyfob-CSRF"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Browsers serialize an origin's host in ASCII (RFC 6454 §6.2, IDNA A-labels): a DNS
+# name, or an IP literal. A host with any other character (a space, a control, a
+# backslash, a percent-escape, raw Unicode) names no origin and is refused rather than
+# compared; otherwise such a "normal form" was not even its own normal form (found by
+# fuzzing: fuzz/regressions/csrf).
+_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|[0-9a-f:.]*:[0-9a-f:.]*")
 
 
 def normalize_origin(origin: str) -> str:
@@ -40,7 +47,7 @@ def normalize_origin(origin: str) -> str:
         return ""
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    if scheme not in _DEFAULT_PORTS or not host or parts.path not in {"", "/"}:
+    if scheme not in _DEFAULT_PORTS or not _HOST.fullmatch(host) or parts.path not in {"", "/"}:
         return ""
     if parts.query or parts.fragment or parts.username is not None:
         return ""
