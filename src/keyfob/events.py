@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .core.models import EventKind, SecurityEvent
 from .store.protocol import EventStore
 
-__all__ = ["EventLog"]
+__all__ = ["EventListener", "EventLog"]
+
+#: Called with each event once it is recorded (metrics, a log line): must not block or fail.
+EventListener = Callable[[SecurityEvent], None]
 
 
 class EventLog:
     """Records security events in the store and lists them, newest first."""
 
-    __slots__ = ("_store",)
+    __slots__ = ("_listeners", "_store")
 
     def __init__(self, store: EventStore) -> None:
         self._store = store
+        self._listeners: list[EventListener] = []
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener`` with every event recorded from now on."""
+        self._listeners.append(listener)
 
     async def record(
         self,
@@ -28,6 +38,8 @@ class EventLog:
     ) -> SecurityEvent:
         event = SecurityEvent(kind=kind, at=at, user_id=user_id, sid=sid, ip=ip, detail=detail)
         await self._store.record_event(event)
+        for listener in self._listeners:
+            listener(event)
         return event
 
     async def list(

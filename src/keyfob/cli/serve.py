@@ -8,11 +8,16 @@ the ``KEYFOB_*`` variables they stand for: one process or many see the same sett
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import os
+import shutil
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -135,14 +140,64 @@ def serve(host: str, port: int, workers: int, log_level: str, **flags: Any) -> N
         click.echo(f"signing key: {key.kid} ({key.alg})")
     click.echo(f"demo page: {base_url}/   JWKS: {base_url}/.well-known/jwks.json")
     sys.stdout.flush()
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
-        http="httptools" if importlib.util.find_spec("httptools") else "auto",
-        log_level=log_level,
-        server_header=False,
-    )
+    with _metrics(settings):
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
+            http="httptools" if importlib.util.find_spec("httptools") else "auto",
+            log_level=log_level,
+            log_config=_log_config(settings, log_level),
+            access_log=False,  # keyfob's own request log replaces uvicorn's
+            server_header=False,
+        )
+
+
+def _log_config(settings: Settings, log_level: str) -> dict[str, Any]:
+    """Every logger (uvicorn's too) in ``KEYFOB_LOG_FORMAT``, applied by each worker."""
+    from ..server.log_format import logging_config
+
+    return logging_config(settings.log_format, log_level)
+
+
+@contextlib.contextmanager
+def _metrics(settings: Settings) -> Iterator[None]:
+    """With metrics on: a directory where each worker writes its numbers (removed when
+    serve stops), and for ``KEYFOB_METRICS=HOST:PORT`` the listener, in this process,
+    which outlives any worker."""
+    if settings.metrics == "off":
+        yield
+        return
+    try:
+        import prometheus_client  # noqa: F401 - only to fail early and clearly
+    except ImportError:
+        raise CliError(
+            "KEYFOB_METRICS needs prometheus-client: pip install 'keyfob[server]'"
+        ) from None
+    from ..server.metrics_export import MetricsExport, start_listener
+
+    directory = settings.metrics_dir or tempfile.mkdtemp(prefix="keyfob-metrics-")
+    # Numbers of an earlier run would be summed in: a given directory starts empty.
+    for stale in Path(directory).glob("*.json"):
+        stale.unlink(missing_ok=True)
+    os.environ["KEYFOB_METRICS_DIR"] = directory
+    listener = None
+    try:
+        if settings.metrics != "on":
+            try:
+                listener = start_listener(MetricsExport(None, directory), settings.metrics)
+            except OSError as exc:
+                raise CliError(f"cannot listen for metrics on {settings.metrics}: {exc}") from None
+            click.echo(f"metrics: http://{settings.metrics}/metrics")
+        else:
+            click.echo("metrics: /metrics")
+        yield
+    finally:
+        if listener is not None:
+            listener.shutdown()
+            listener.server_close()
+        if not settings.metrics_dir:
+            shutil.rmtree(directory, ignore_errors=True)

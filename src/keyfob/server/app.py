@@ -33,6 +33,7 @@ from .context import ServerContext
 from .errors import handle_exception, handle_http_exception, handle_keyfob_error
 from .hot import KeyfobApp
 from .maintenance import PurgeLock, start_maintenance, stop_maintenance
+from .operations import Operations
 from .ratelimit import DEFAULT_STORAGE_URI, RateLimiter, RateLimits, redis_storage_uri
 from .routes_auth import AuthRoutes
 from .routes_oauth import OAuthRoutes
@@ -105,6 +106,8 @@ def create_app(
     oauth = OAuthRoutes(ctx)
     hot_routes = [*auth.hot_routes(), *oauth.routes()]
     routes: list[BaseRoute] = [*hot_routes, *auth.routes(), *WellKnownRoutes(ctx).routes()]
+    operations = Operations(ctx)  # health, metrics, request and security logs
+    routes.extend(operations.routes())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -120,9 +123,11 @@ def create_app(
             if fanout is not None:
                 await fanout.start()
             jobs = start_maintenance(manager, purge_lock=purge_lock)
+            await operations.start()
             try:
                 yield
             finally:
+                await operations.stop()
                 await stop_maintenance(jobs)
         finally:
             if fanout is not None:
@@ -149,6 +154,7 @@ def create_app(
             Exception: handle_exception,
         },
     )
+    operations.install(app, frozenset(route.path for route in hot_routes))
     app.state.manager = manager
     app.state.keyfob = ctx
     return app

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..exceptions import KeyfobError
 from .errors import error_response, handle_exception
+from .request_log import RequestObserver
 
 __all__ = ["Endpoint", "KeyfobApp"]
 
@@ -44,6 +45,8 @@ class KeyfobApp(Starlette):
         self._hot_routes = dict(hot_routes)
         #: The routes taken first: decided with the middleware stack.
         self._hot: dict[tuple[str, str], Endpoint] = {}
+        #: Times, counts and logs every HTTP request (metrics, request log), if set.
+        self.observer: RequestObserver | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         # Starlette 1.x's request-body limit is a layer of the stack too.
@@ -53,6 +56,13 @@ class KeyfobApp(Starlette):
         return super().build_middleware_stack()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        observer = self.observer
+        if observer is not None and scope["type"] == "http":
+            await observer(scope, receive, send, self._dispatch)
+        else:
+            await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.middleware_stack is None:
             self.middleware_stack = self.build_middleware_stack()
         if scope["type"] == "http" and not scope.get("root_path"):

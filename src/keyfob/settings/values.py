@@ -20,6 +20,7 @@ __all__ = [
     "format_duration",
     "parse_duration",
     "parse_duration_setting",
+    "parse_listen_switch",
     "parse_origins",
     "parse_secret",
     "parse_secrets",
@@ -122,3 +123,14 @@ def parse_secrets(raw: str, name: str) -> tuple[Secret, ...]:
 def parse_origins(raw: str, name: str) -> tuple[str, ...]:
     """Comma-separated origins, without a trailing slash (browsers send none)."""
     return tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+
+
+def parse_listen_switch(raw: str, name: str) -> str:
+    """``off``, ``on``, or a ``host:port`` to listen on (``[::1]:9100`` for IPv6)."""
+    text = raw.strip().lower()
+    if text in {"off", "on"}:
+        return text
+    host, sep, port = raw.strip().rpartition(":")
+    if sep and host and port.isdigit() and 0 < int(port) < 65536:
+        return raw.strip()
+    raise ConfigurationError(f"{name} must be off, on or HOST:PORT, not {raw!r}")
