@@ -126,11 +126,14 @@ def parse_origins(raw: str, name: str) -> tuple[str, ...]:
 
 
 def parse_listen_switch(raw: str, name: str) -> str:
-    """``off``, ``on``, or a ``host:port`` to listen on (``[::1]:9100`` for IPv6)."""
+    """``off``, ``on`` (or another switch word), or a ``host:port`` to listen on
+    (``[::1]:9100`` for IPv6)."""
     text = raw.strip().lower()
-    if text in {"off", "on"}:
-        return text
+    if text in {"1", "true", "yes", "on"}:
+        return "on"
+    if text in {"0", "false", "no", "off"}:
+        return "off"
     host, sep, port = raw.strip().rpartition(":")
     if sep and host and port.isdigit() and 0 < int(port) < 65536:
         return raw.strip()
-    raise ConfigurationError(f"{name} must be off, on or HOST:PORT, not {raw!r}")
+    raise ConfigurationError(f"KEYFOB_{name.upper()} must be off, on or HOST:PORT, not {raw!r}")
