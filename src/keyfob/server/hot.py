@@ -56,25 +56,27 @@ class KeyfobApp(Starlette):
         return super().build_middleware_stack()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        observer = self.observer
-        if observer is not None and scope["type"] == "http":
-            await observer(scope, receive, send, self._dispatch)
-        else:
-            await self._dispatch(scope, receive, send)
-
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.middleware_stack is None:
             self.middleware_stack = self.build_middleware_stack()
-        if scope["type"] == "http" and not scope.get("root_path"):
-            endpoint = self._hot.get((scope["method"], scope["path"]))
-            if endpoint is not None:
-                scope["app"] = self
-                await _answer(endpoint, scope, receive, send)
+        if scope["type"] == "http":
+            observer = self.observer
+            if not scope.get("root_path"):
+                endpoint = self._hot.get((scope["method"], scope["path"]))
+                if endpoint is not None:
+                    scope["app"] = self
+                    if observer is None:
+                        await _answer(endpoint, scope, receive, send)
+                    else:
+                        await observer.hot(endpoint, scope, receive, send, _answer)
+                    return
+            if observer is not None:
+                await observer(scope, receive, send, super().__call__)
                 return
         await super().__call__(scope, receive, send)
 
 
-async def _answer(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+async def _answer(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> int:
+    """Answer with ``endpoint``; return the status sent."""
     request = Request(scope, receive, send)
     try:
         response = await endpoint(request)
@@ -85,3 +87,4 @@ async def _answer(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
         logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
         response = await handle_exception(request, exc)
     await response(scope, receive, send)
+    return response.status_code

@@ -24,8 +24,10 @@ from typing import Any, Final
 
 __all__ = [
     "LATENCY_BUCKETS",
+    "REFRESH_ROUTE",
     "TIMED_ROUTES",
     "Recorder",
+    "RouteStats",
     "Snapshot",
     "merge_snapshots",
 ]
@@ -35,6 +37,9 @@ __all__ = [
 LATENCY_BUCKETS: Final = (
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )  # fmt: skip
+
+#: The refresh route: its ``ok`` refreshes are its 200 answers.
+REFRESH_ROUTE: Final = "/auth/refresh"
 
 #: The routes with a latency histogram (the ``route`` label of ``keyfob_request_seconds``).
 TIMED_ROUTES: Final = frozenset({"/auth/refresh", "/auth/login", "/oauth/token"})
@@ -54,13 +59,26 @@ COUNTERS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
-class _Histogram:
-    __slots__ = ("counts", "total")
+class RouteStats:
+    """One route's answers by status and, for :data:`TIMED_ROUTES`, its latency buckets.
 
-    def __init__(self) -> None:
-        # One slot per bucket plus +Inf; cumulated only when exported.
-        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+    Kept per route so that a request costs one lookup here and a few integer updates."""
+
+    __slots__ = ("counts", "statuses", "total")
+
+    def __init__(self, timed: bool) -> None:
+        self.statuses: dict[int, int] = {}
+        # One slot per bucket plus +Inf, not cumulative (cumulated when exported).
+        self.counts: list[int] | None = [0] * (len(LATENCY_BUCKETS) + 1) if timed else None
         self.total = 0.0
+
+    def observe(self, status: int, seconds: float) -> None:
+        statuses = self.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        counts = self.counts
+        if counts is not None:
+            counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            self.total += seconds
 
 
 class Recorder:
@@ -68,8 +86,10 @@ class Recorder:
     security-event listener; read by the collector and the file flusher."""
 
     def __init__(self) -> None:
+        #: Counters by name, then by label values. ``keyfob_http_requests_total`` and the
+        #: ``ok`` refreshes are not here: they are the routes' status counts.
         self.counters: dict[str, dict[tuple[str, ...], int]] = {name: {} for name in COUNTERS}
-        self._histograms = {route: _Histogram() for route in TIMED_ROUTES}
+        self.routes: dict[str, RouteStats] = {}
         #: (value, unix time of the sample) of the live-session count, or None.
         self.live_sessions: tuple[int, float] | None = None
 
@@ -77,26 +97,41 @@ class Recorder:
         values = self.counters[name]
         values[labels] = values.get(labels, 0) + amount
 
-    def observe_latency(self, route: str, seconds: float) -> None:
-        histogram = self._histograms.get(route)
-        if histogram is not None:
-            histogram.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-            histogram.total += seconds
+    def route(self, route: str) -> RouteStats:
+        """The stats of ``route`` (a template), created on first use."""
+        stats = self.routes.get(route)
+        if stats is None:
+            stats = self.routes[route] = RouteStats(route in TIMED_ROUTES)
+        return stats
+
+    def observe_latency(self, route: str, seconds: float, status: int = 200) -> None:
+        self.route(route).observe(status, seconds)
 
     def set_live_sessions(self, value: int, at: float | None = None) -> None:
         self.live_sessions = (value, time.time() if at is None else at)
 
     def snapshot(self) -> Snapshot:
         """The numbers as JSON-able data (see :func:`merge_snapshots`)."""
+        counters = {name: dict(values) for name, values in self.counters.items()}
+        requests = counters["keyfob_http_requests_total"]
+        refreshes = counters["keyfob_refreshes_total"]
+        histograms: dict[str, Any] = {}
+        for route, stats in list(self.routes.items()):
+            for status, n in list(stats.statuses.items()):
+                key = (route, str(status))
+                requests[key] = requests.get(key, 0) + n
+            if route == REFRESH_ROUTE and 200 in stats.statuses:
+                refreshes[("ok", "")] = refreshes.get(("ok", ""), 0) + stats.statuses[200]
+            if stats.counts is not None:
+                histograms[route] = {"counts": list(stats.counts), "sum": stats.total}
+        for route in TIMED_ROUTES:
+            histograms.setdefault(route, {"counts": [0] * (len(LATENCY_BUCKETS) + 1), "sum": 0.0})
         return {
             "counters": {
                 name: [[list(labels), value] for labels, value in values.items()]
-                for name, values in self.counters.items()
+                for name, values in counters.items()
             },
-            "histograms": {
-                route: {"counts": list(h.counts), "sum": h.total}
-                for route, h in self._histograms.items()
-            },
+            "histograms": histograms,
             "live_sessions": None if self.live_sessions is None else list(self.live_sessions),
         }
 

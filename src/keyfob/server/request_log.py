@@ -22,10 +22,13 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..exceptions import (
@@ -41,7 +44,7 @@ from ..exceptions import (
     StoreUnavailable,
     TokenReused,
 )
-from .metrics import Recorder
+from .metrics import REFRESH_ROUTE, Recorder
 
 __all__ = [
     "QUIET_PATHS",
@@ -64,7 +67,10 @@ _SANE_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 #: Not logged, not counted (polled by load balancers and Prometheus).
 QUIET_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 
-_REFRESH_PATH: Final = "/auth/refresh"
+
+#: A hot route's handler, and how :mod:`.hot` answers with one (returning the status).
+Endpoint = Callable[[Request], Awaitable[Response]]
+Answer = Callable[[Endpoint, Scope, Receive, Send], Awaitable[int]]
 
 
 @dataclass(slots=True)
@@ -129,12 +135,38 @@ class RequestObserver:
         #: Routes without path parameters that may be answered without routing.
         self.exact_paths = exact_paths
 
+    async def hot(
+        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send, answer: Answer
+    ) -> None:
+        """A hot route (refresh, token, ``/auth/me``: :mod:`.hot`), as cheaply as can be:
+        ``answer`` returns the status, so without the request log nothing wraps ``send``."""
+        if request_logger.isEnabledFor(logging.INFO):
+
+            async def app(scope: Scope, receive: Receive, send: Send) -> None:
+                await answer(endpoint, scope, receive, send)
+
+            await self(scope, receive, send, app)
+            return
+        recorder = self.recorder
+        if recorder is None:
+            await answer(endpoint, scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+        info = RequestInfo()
+        token = _current.set(info)
+        try:
+            status = await answer(endpoint, scope, receive, send)
+        finally:
+            _current.reset(token)
+            _count(recorder, scope["path"], status, time.perf_counter() - started, info)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
         path: str = scope["path"]
-        if path in QUIET_PATHS:
+        logging_on = request_logger.isEnabledFor(logging.INFO)
+        if path in QUIET_PATHS or not (logging_on or self.recorder is not None):
             await app(scope, receive, send)
             return
-        logging_on = request_logger.isEnabledFor(logging.INFO)
         request_id = _request_id(scope) if logging_on else ""
         status = 500
         started = time.perf_counter()
@@ -186,14 +218,15 @@ def _route_template(scope: Scope, exact_paths: frozenset[str]) -> str:
 
 
 def _count(recorder: Recorder, route: str, status: int, elapsed: float, info: RequestInfo) -> None:
-    recorder.count("keyfob_http_requests_total", (route, str(status)))
-    recorder.observe_latency(route, elapsed)
+    # The common case (an answer without error) is two dictionary lookups and a few
+    # integer updates; everything by label is counted only for errors.
+    stats = recorder.routes.get(route)
+    if stats is None:
+        stats = recorder.route(route)
+    stats.observe(status, elapsed)
     error = info.error
-    if route == _REFRESH_PATH:
-        if status == 200:
-            recorder.count("keyfob_refreshes_total", ("ok", ""))
-        else:
-            recorder.count("keyfob_refreshes_total", ("invalid", refresh_reason(error)))
+    if route == REFRESH_ROUTE and status != 200:
+        recorder.count("keyfob_refreshes_total", ("invalid", refresh_reason(error)))
     if error is None:
         return
     if isinstance(error, RateLimited):
