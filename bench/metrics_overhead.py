@@ -29,6 +29,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.types import Message, Scope
+
 from keyfob.server import RateLimits, create_app
 from keyfob.server.hot import KeyfobApp
 from keyfob.server.metrics import Recorder
@@ -36,7 +38,6 @@ from keyfob.server.request_log import RequestObserver
 from keyfob.settings import FAST_SETTINGS_OVERRIDES, Settings
 from keyfob.testing import MemoryStore
 
-Message = dict[str, Any]
 _START: Message = {"type": "http.response.start", "status": 200, "headers": []}
 _BODY: Message = {"type": "http.response.body", "body": b"{}"}
 
@@ -54,7 +55,7 @@ async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-def _scope(path: str, body: bytes = b"") -> dict[str, Any]:
+def _scope(path: str, body: bytes = b"") -> Scope:
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
         "scheme": "https", "path": path, "raw_path": path.encode(), "root_path": "",
