@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from keyfob.integrations.fastapi import KeyfobAuth  # noqa: E402
-from keyfob.testing import FAST_SETTINGS, FrozenClock, MemoryStore  # noqa: E402
+from keyfob.integrations.fastapi import KeyfobAuth
+from keyfob.testing import FAST_SETTINGS, FrozenClock, MemoryStore
 
-from ..integrations.test_fastapi import build, serve  # noqa: E402
-from .conftest import PASSWORD  # noqa: E402
+from ..integrations.test_fastapi import build, serve
+from .conftest import PASSWORD
 
 
 async def test_installed_app_answers_health_and_metrics(clock: FrozenClock) -> None:
