@@ -12,6 +12,10 @@ user installed (``create_app(middleware=...)`` or ``app.add_middleware``) must s
 every request, so with any, every request goes through the stack. Starlette builds the
 stack on the first call and refuses new middleware after that, so the choice is made
 once, there.
+
+With an :attr:`KeyfobApp.observer` (:mod:`.request_log`: metrics, request log), every
+HTTP request passes through it; a hot route's answer reports its status back, so the
+observer need not wrap ``send`` for the metrics.
 """
 
 from __future__ import annotations
