@@ -162,3 +162,23 @@ def test_histogram_buckets_are_cumulative() -> None:
     counts = merged["histograms"]["/auth/login"]["counts"]
     assert len(counts) == len(LATENCY_BUCKETS) + 1
     assert sum(counts) == 4 and counts[-1] == 1  # 100 s lands in +Inf
+
+
+async def test_a_separate_listener_serves_the_metrics_while_the_app_runs(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    """KEYFOB_METRICS=HOST:PORT without a metrics directory: this process listens."""
+    from tests.server.uvicorn_process import free_port
+
+    port = free_port()
+    app = create_app(settings.replace(metrics=f"127.0.0.1:{port}"), MemoryStore(), clock)
+    async with running(app) as client:
+        await register(client)
+        await login(client, transport="body")
+        assert (await client.get("/metrics")).status_code == 404
+        async with httpx.AsyncClient() as scraper:
+            text = (await scraper.get(f"http://127.0.0.1:{port}/metrics", timeout=5)).text
+    assert _value(_samples(text), "keyfob_logins_total", result="ok") == 1
+    async with httpx.AsyncClient() as scraper:
+        with pytest.raises(httpx.ConnectError):  # stopped with the app
+            await scraper.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
