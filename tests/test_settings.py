@@ -12,7 +12,7 @@ import pytest
 
 from keyfob import ConfigurationError, Secret, Settings
 from keyfob.settings import SETTINGS, load_deployment_secret, parse_duration
-from keyfob.settings.model import CookieMode, ReusePolicy, SigningAlg, SqliteSync
+from keyfob.settings.model import CookieMode, LogFormat, ReusePolicy, SigningAlg, SqliteSync
 from keyfob.settings.values import format_duration
 
 
@@ -167,6 +167,7 @@ def test_enumerated_values_are_written_once() -> None:
         "signing_alg": get_args(SigningAlg),
         "cookie_mode": get_args(CookieMode),
         "sqlite_synchronous": get_args(SqliteSync),
+        "log_format": get_args(LogFormat),
     }
 
 

@@ -8,13 +8,17 @@ a slow or dead receiver never slows the request that caused the event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from .core.models import EventKind, SecurityEvent
 from .store.protocol import EventStore, WebhookOutbox
 from .webhooks.messages import message_for
 
-__all__ = ["EventLog"]
+__all__ = ["EventListener", "EventLog"]
+
+#: Called with each event once it is recorded (metrics, a log line): must not block or fail.
+EventListener = Callable[[SecurityEvent], None]
 
 
 class _EventStore(EventStore, WebhookOutbox, Protocol):
@@ -24,10 +28,15 @@ class _EventStore(EventStore, WebhookOutbox, Protocol):
 class EventLog:
     """Records security events in the store and lists them, newest first."""
 
-    __slots__ = ("_store",)
+    __slots__ = ("_listeners", "_store")
 
     def __init__(self, store: _EventStore) -> None:
         self._store = store
+        self._listeners: list[EventListener] = []
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener`` with every event recorded from now on."""
+        self._listeners.append(listener)
 
     async def record(
         self,
@@ -42,6 +51,8 @@ class EventLog:
         event = SecurityEvent(kind=kind, at=at, user_id=user_id, sid=sid, ip=ip, detail=detail)
         await self._store.record_event(event)
         await self._store.enqueue_webhook(message_for(event), now=at)
+        for listener in self._listeners:
+            listener(event)
         return event
 
     async def list(

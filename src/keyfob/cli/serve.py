@@ -14,12 +14,16 @@ time (:mod:`keyfob.server.http11`), and each worker caps its concurrent connecti
 from __future__ import annotations
 
 import asyncio
-import copy
+import contextlib
 import errno
 import importlib.util
 import os
+import shutil
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -142,9 +146,9 @@ def serve(host: str, port: int, workers: int, log_level: str, **flags: Any) -> N
         "limit_concurrency": settings.max_concurrency or None,
         # The app resolves the client's address from KEYFOB_FORWARDED_ALLOW_IPS only.
         "proxy_headers": False,
-        "access_log": settings.access_log,
+        "access_log": False,  # keyfob's own request log replaces uvicorn's
         "log_level": log_level,
-        "log_config": _log_config(log_level),
+        "log_config": _log_config(settings, log_level),
         "server_header": False,
     }
     if workers == 1:
@@ -152,7 +156,9 @@ def serve(host: str, port: int, workers: int, log_level: str, **flags: Any) -> N
         return
     applied, key = run(lambda: _prepare(settings))
     _announce(settings, base_url, applied, key)
-    uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+    # Several workers: their metrics meet in a directory (one process serves them alone).
+    with _metrics(settings):
+        uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
 
 
 def _serve_here(settings: Settings, base_url: str, options: dict[str, Any]) -> None:
@@ -210,15 +216,6 @@ def _announce(settings: Settings, base_url: str, applied: list[str], key: KeyRec
     sys.stdout.flush()
 
 
-def _log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging, with keyfob's own loggers printed beside uvicorn's."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["keyfob"] = {"handlers": ["default"], "level": level.upper()}
-    return config
-
-
 def _http_protocol(settings: Settings) -> Any:
     """uvicorn's ``http``: httptools with keyfob's head and time limits, else uvicorn's pick."""
     if importlib.util.find_spec("httptools") is None:
@@ -227,3 +224,51 @@ def _http_protocol(settings: Settings) -> Any:
 
     # uvicorn types ``http`` as a protocol class; it only ever calls it, as a factory is.
     return protocol_factory(ConnectionLimits.from_settings(settings))
+
+
+def _log_config(settings: Settings, log_level: str) -> dict[str, Any]:
+    """Every logger (uvicorn's too) in ``KEYFOB_LOG_FORMAT``, applied by each worker;
+    keyfob's request log replaces uvicorn's access log, and KEYFOB_ACCESS_LOG turns it off."""
+    from ..server.log_format import logging_config
+
+    return logging_config(settings.log_format, log_level, request_log=settings.access_log)
+
+
+@contextlib.contextmanager
+def _metrics(settings: Settings) -> Iterator[None]:
+    """With metrics on: a directory where each worker writes its numbers (removed when
+    serve stops), and for ``KEYFOB_METRICS=HOST:PORT`` the listener, in this process,
+    which outlives any worker."""
+    if settings.metrics == "off":
+        yield
+        return
+    try:
+        import prometheus_client  # noqa: F401 - only to fail early and clearly
+    except ImportError:
+        raise CliError(
+            "KEYFOB_METRICS needs prometheus-client: pip install 'keyfob[server]'"
+        ) from None
+    from ..server.metrics_export import MetricsExport, start_listener
+
+    directory = settings.metrics_dir or tempfile.mkdtemp(prefix="keyfob-metrics-")
+    # Numbers of an earlier run would be summed in: a given directory starts empty.
+    for stale in Path(directory).glob("*.json"):
+        stale.unlink(missing_ok=True)
+    os.environ["KEYFOB_METRICS_DIR"] = directory
+    listener = None
+    try:
+        if settings.metrics != "on":
+            try:
+                listener = start_listener(MetricsExport(None, directory), settings.metrics)
+            except OSError as exc:
+                raise CliError(f"cannot listen for metrics on {settings.metrics}: {exc}") from None
+            click.echo(f"metrics: http://{settings.metrics}/metrics")
+        else:
+            click.echo("metrics: /metrics")
+        yield
+    finally:
+        if listener is not None:
+            listener.shutdown()
+            listener.server_close()
+        if not settings.metrics_dir:
+            shutil.rmtree(directory, ignore_errors=True)

@@ -79,6 +79,8 @@ __all__ = ["BearerError", "KeyfobAuth", "require_session"]
 #: The path prefixes of keyfob's API, added to the host app by ``install``.
 _API_PREFIXES = ("/auth/", "/oauth/", "/.well-known/")
 _DEMO_PATHS = ("/", "/static")
+#: Health checks and (when KEYFOB_METRICS=on) metrics: docs/operations.md.
+_OPERATIONS_PATHS = ("/healthz", "/readyz", "/metrics")
 
 # Only for the OpenAPI document (the lock icon in /docs); the header is read by keyfob.
 _bearer_scheme = HTTPBearer(
@@ -179,7 +181,11 @@ class KeyfobAuth:
             app.add_middleware(ForwardedMiddleware, proxies=self.server.trusted_proxies)
         for route in self.server.routes:
             path = getattr(route, "path", "")
-            if path.startswith(_API_PREFIXES) or (demo_page and path in _DEMO_PATHS):
+            if (
+                path.startswith(_API_PREFIXES)
+                or path in _OPERATIONS_PATHS
+                or (demo_page and path in _DEMO_PATHS)
+            ):
                 app.router.routes.append(route)
 
     @asynccontextmanager

@@ -39,6 +39,7 @@ from .cors import Cors
 from .errors import handle_exception, handle_http_exception, handle_keyfob_error
 from .hot import KeyfobApp
 from .maintenance import PurgeLock, start_maintenance, stop_maintenance
+from .operations import Operations
 from .ratelimit import DEFAULT_STORAGE_URI, RateLimiter, RateLimits, redis_storage_uri
 from .routes_auth import AuthRoutes
 from .routes_oauth import OAuthRoutes
@@ -131,6 +132,8 @@ def create_app(
         *cors.apply(public_documents),
         *(r for r in documents if r not in public_documents),
     ]
+    operations = Operations(ctx)  # health, metrics, request and security logs
+    routes.extend(operations.routes())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -149,9 +152,11 @@ def create_app(
             # The webhook outbox is sent from here, never from a request (docs/webhooks.md).
             webhooks = WebhookWorker.from_settings(settings, store, clock=manager.clock)
             webhooks.start()
+            await operations.start()
             try:
                 yield
             finally:
+                await operations.stop()
                 await webhooks.close()
                 await stop_maintenance(jobs)
         finally:
@@ -184,6 +189,7 @@ def create_app(
     # the Host header (any host a client names), and a 307 makes the client resend the
     # password there. keyfob's paths are exact.
     app.router.redirect_slashes = False
+    operations.install(app, frozenset(route.path for route in hot_routes))
     app.state.manager = manager
     app.state.keyfob = ctx
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -14,6 +13,7 @@ from ..settings import Settings
 from ..transports.bearer import verify_bearer
 from ..transports.refresh import RefreshTransport
 from .ratelimit import RateLimiter
+from .request_log import note_session
 
 __all__ = ["ServerContext", "client_address", "request_scheme"]
 
@@ -26,13 +26,15 @@ class ServerContext:
     #: How the refresh token travels: cookie policy, CSRF, cookie or body (spec §5).
     transport: RefreshTransport
 
-    def principal(self, request: Request) -> Awaitable[Principal]:
+    async def principal(self, request: Request) -> Principal:
         """The caller of a protected route, from its bearer access token.
 
         Revocations made by other processes are pulled in first when the store says
         there may be any, so a revoked session is refused by every worker at once.
         """
-        return verify_bearer(self.manager, request.headers.getlist("authorization"))
+        principal = await verify_bearer(self.manager, request.headers.getlist("authorization"))
+        note_session(principal.user_id, principal.sid)  # for the request log
+        return principal
 
     async def parse_refresh(self, refresh_token: str) -> ParsedRefreshToken:
         """Check the token's MAC (no store access), then spend one unit of its session's

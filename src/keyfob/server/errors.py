@@ -23,6 +23,7 @@ from ..exceptions import PayloadTooLarge as PayloadTooLarge
 from ..exceptions import RateLimited as RateLimited
 from ..exceptions import UnsupportedMediaType as UnsupportedMediaType
 from ..oauth.errors import NO_STORE_HEADERS, error_body, render_error
+from .request_log import note_error
 from .responses import json_response
 
 __all__ = ["error_response", "handle_exception", "handle_http_exception", "handle_keyfob_error"]
@@ -32,6 +33,7 @@ _REASONS = {404: ("not_found", "no such route"), 405: ("method_not_allowed", "")
 
 def error_response(exc: KeyfobError, headers: Mapping[str, str] | None = None) -> Response:
     """The JSON answer for ``exc``, with the headers its class calls for (and ``headers``)."""
+    note_error(exc)  # for the request log and metrics
     status, body, out = render_error(exc)
     out.update(headers or {})
     return json_response(body, status, out)

@@ -16,6 +16,10 @@ user installed (``create_app(middleware=...)`` or ``app.add_middleware``) must s
 every request, so with any, every request goes through the stack. Starlette builds the
 stack on the first call and refuses new middleware after that, so the choice is made
 once, there.
+
+With an :attr:`KeyfobApp.observer` (:mod:`.request_log`: metrics, request log), every
+HTTP request passes through it; a hot route's answer reports its status back, so the
+observer need not wrap ``send`` for the metrics.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..exceptions import KeyfobError
 from ..transports.forwarded import TrustedProxies
 from .errors import error_response, handle_exception
 from .forwarded import apply_forwarded
+from .request_log import RequestObserver
 
 __all__ = ["Endpoint", "KeyfobApp"]
 
@@ -60,6 +65,8 @@ class KeyfobApp(Starlette):
         self._hot_routes = dict(hot_routes)
         #: The routes taken first: decided with the middleware stack.
         self._hot: dict[tuple[str, str], Endpoint] = {}
+        #: Times, counts and logs every HTTP request (metrics, request log), if set.
+        self.observer: RequestObserver | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         # Starlette 1.x's request-body limit is a layer of the stack too.
@@ -74,21 +81,29 @@ class KeyfobApp(Starlette):
         if scope["type"] == "http":
             if self._forwarded:
                 apply_forwarded(scope, self.trusted_proxies)
+            observer = self.observer
             if not scope.get("root_path"):
                 endpoint = self._hot.get((scope["method"], scope["path"]))
                 if endpoint is not None:
                     scope["app"] = self
-                    await _answer(endpoint, scope, receive, send)
+                    if observer is None:
+                        await _answer(endpoint, scope, receive, send)
+                    else:
+                        await observer.hot(endpoint, scope, receive, send, _answer)
                     return
             if not self._forwarded:
                 # Nothing to rewrite; only forwarding headers to warn about, once.
                 apply_forwarded(scope, self.trusted_proxies)
+            if observer is not None:
+                await observer(scope, receive, send, super().__call__)
+                return
         elif scope["type"] == "websocket":
             apply_forwarded(scope, self.trusted_proxies)
         await super().__call__(scope, receive, send)
 
 
-async def _answer(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+async def _answer(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> int:
+    """Answer with ``endpoint``; return the status sent."""
     request = Request(scope, receive, send)
     try:
         response = await endpoint(request)
@@ -99,3 +114,4 @@ async def _answer(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
         logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
         response = await handle_exception(request, exc)
     await response(scope, receive, send)
+    return response.status_code

@@ -358,6 +358,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "responses": {"200": _ok("OpenAPI 3.1", {"type": "object"})},
                 }
             },
+            **_operations_paths(settings),
         },
         "components": {
             "securitySchemes": {
@@ -401,3 +402,53 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "schemas": component_schemas(),
         },
     }
+
+
+def _operations_paths(settings: Settings) -> dict[str, Any]:
+    """Health checks and, with ``KEYFOB_METRICS=on``, metrics (docs/operations.md)."""
+    check = {"type": "string", "enum": ["ok", "degraded", "unavailable"]}
+    health = {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
+            "checks": {"type": "object", "additionalProperties": check},
+        },
+    }
+    paths: dict[str, Any] = {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process answers (no I/O)",
+                "operationId": "healthz",
+                "responses": {"200": _ok("alive", health, no_store=True)},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: store, signing keys, migrations (and Redis if set)",
+                "operationId": "readyz",
+                "responses": {
+                    "200": _ok("ready (Redis may be degraded)", health, no_store=True),
+                    "503": {
+                        "description": "not ready",
+                        "headers": {**_RETRY_AFTER},
+                        "content": {_JSON: {"schema": health}},
+                    },
+                },
+            }
+        },
+    }
+    if settings.metrics == "on":
+        paths["/metrics"] = {
+            "get": {
+                "summary": "Prometheus metrics (text exposition format)",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "the metrics",
+                        "content": {"text/plain": {"schema": TEXT}},
+                    }
+                },
+            }
+        }
+    return paths

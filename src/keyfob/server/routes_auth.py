@@ -31,6 +31,7 @@ from .context import ServerContext, client_address, request_scheme
 from .errors import error_response
 from .known_devices import KnownDevices
 from .ratelimit import account_key
+from .request_log import note_session
 from .requests import (
     MAX_BODY_BYTES,
     has_body,
@@ -209,6 +210,7 @@ class AuthRoutes:
     # helpers
 
     def _token_answer(self, pair: TokenPair, policy: CookiePolicy | None) -> Response:
+        note_session(pair.session.user_id, pair.session.sid)  # for the request log
         body: dict[str, object] = {
             "access_token": pair.access_token,
             "token_type": pair.token_type,

@@ -20,6 +20,7 @@ from .fields import SettingDescription, about, describe
 from .values import (
     Secret,
     parse_duration_setting,
+    parse_listen_switch,
     parse_networks,
     parse_origins,
     parse_rate_limit,
@@ -34,6 +35,7 @@ __all__ = [
     "FAST_SETTINGS_OVERRIDES",
     "SETTINGS",
     "CookieMode",
+    "LogFormat",
     "ReusePolicy",
     "Settings",
     "SigningAlg",
@@ -45,6 +47,7 @@ __all__ = [
 ReusePolicy = Literal["session", "user"]
 CookieMode = Literal["secure-path", "host"]
 SqliteSync = Literal["full", "normal"]
+LogFormat = Literal["json", "text"]
 
 #: Short for the parser of the ten duration fields below.
 _DURATION = parse_duration_setting
@@ -311,6 +314,27 @@ class Settings:
     sqlite_synchronous: SqliteSync = field(
         default="full",
         metadata=about("SQLite synchronous: full survives power loss, normal only process crashes"),
+    )
+    # operations (docs/operations.md)
+    metrics: str = field(
+        default="off",
+        metadata=about(
+            "Prometheus metrics: off, on (/metrics on the server's port) or HOST:PORT "
+            "(a separate listener)",
+            parse=parse_listen_switch,
+            flag=True,
+        ),
+    )
+    metrics_dir: str | None = field(
+        default=None,
+        metadata=about(
+            "directory where each worker process writes its metrics for a scrape to sum "
+            "(keyfob serve creates and removes one; set it for uvicorn --workers)"
+        ),
+    )
+    log_format: LogFormat = field(
+        default="json",
+        metadata=about("keyfob serve's log lines: json (one object per line) or text", flag=True),
     )
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "format_duration",
     "parse_duration",
     "parse_duration_setting",
+    "parse_listen_switch",
     "parse_networks",
     "parse_origins",
     "parse_rate_limit",
@@ -188,3 +189,17 @@ def parse_scopes(raw: str, name: str) -> tuple[str, ...]:
     if bad:
         raise ConfigurationError(f"KEYFOB_{name.upper()}: {bad[0]!r} is not a scope token")
     return tokens
+
+
+def parse_listen_switch(raw: str, name: str) -> str:
+    """``off``, ``on`` (or another switch word), or a ``host:port`` to listen on
+    (``[::1]:9100`` for IPv6)."""
+    text = raw.strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return "on"
+    if text in {"0", "false", "no", "off"}:
+        return "off"
+    host, sep, port = raw.strip().rpartition(":")
+    if sep and host and port.isdigit() and 0 < int(port) < 65536:
+        return raw.strip()
+    raise ConfigurationError(f"KEYFOB_{name.upper()} must be off, on or HOST:PORT, not {raw!r}")
