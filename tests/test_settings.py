@@ -179,3 +179,13 @@ def test_durations_are_shown_as_they_are_written(seconds: float, text: str) -> N
     """format_duration writes the shortest exact text, which parse_duration reads back."""
     assert format_duration(seconds) == text
     assert parse_duration(text) == seconds
+
+
+def test_a_secret_given_as_plain_text_is_wrapped_and_never_shown() -> None:
+    settings = Settings(
+        secret="plain-text-secret-plain-text-secret-0123", previous_secrets=("old-one",)
+    )  # type: ignore[arg-type]
+    assert isinstance(settings.secret, Secret)
+    assert settings.secret.reveal() == "plain-text-secret-plain-text-secret-0123"
+    assert [s.reveal() for s in settings.previous_secrets] == ["old-one"]
+    assert "plain-text" not in repr(settings)

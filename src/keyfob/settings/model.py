@@ -338,6 +338,13 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        # Secrets given as plain text (Settings(secret="...")) are wrapped, so that they
+        # never show in a repr or a traceback and the rest of keyfob sees one type.
+        if isinstance(self.secret, str):
+            object.__setattr__(self, "secret", Secret(self.secret))
+        if any(isinstance(s, str) for s in self.previous_secrets):
+            wrapped = tuple(Secret(s) if isinstance(s, str) else s for s in self.previous_secrets)
+            object.__setattr__(self, "previous_secrets", wrapped)
         for name in ("access_ttl", "idle_ttl", "absolute_ttl", "grace", "leeway"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} cannot be negative")
