@@ -198,6 +198,26 @@ async def test_a_throttle_is_one_security_event(settings: Settings) -> None:
         assert "from all addresses" in events[0].detail
 
 
+async def test_a_throttle_reaches_a_webhook_endpoint_subscribed_by_default(
+    settings: Settings,
+) -> None:
+    """Someone guessing passwords is news for a person: the ``login.throttled`` webhook
+    goes to an endpoint registered with the default event types."""
+    from keyfob.webhooks.endpoints import add_endpoint
+    from keyfob.webhooks.messages import DEFAULT_EVENT_TYPES
+
+    assert "login.throttled" in DEFAULT_EVENT_TYPES
+    store = MemoryStore()
+    app = app_with(settings, store, throttle_after=2)
+    async with lifespan(app), client_at(app, ATTACKER) as attacker:
+        await add_endpoint(store, "https://hooks.example/keyfob", keys=[b"k" * 32], now=0.0)
+        await register(attacker)
+        for _ in range(3):
+            await attempt(attacker)
+        deliveries = await store.list_webhook_deliveries()
+    assert "login.throttled" in {d.event_type for d in deliveries}
+
+
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     """A limiter on the in-process storage, or on a real Redis."""

@@ -34,6 +34,7 @@ EVENT_TYPES: Final[dict[EventKind, str]] = {
     EventKind.REVOKE: "session.revoked",
     EventKind.PASSWORD_CHANGED: "user.password_changed",
     EventKind.KEY_ROTATED: "signing_key.rotated",
+    EventKind.LOGIN_THROTTLED: "login.throttled",
     EventKind.LOGIN_FAILED: "login.failed",
     EventKind.LOGIN_OK: "login.succeeded",
     EventKind.USER_CREATED: "user.created",
@@ -47,6 +48,8 @@ DEFAULT_EVENT_TYPES: Final[tuple[str, ...]] = (
     "session.revoked",
     "user.password_changed",
     "signing_key.rotated",
+    # The start of a login throttle (server/ratelimit.py): someone is guessing passwords.
+    "login.throttled",
 )
 ALL_EVENT_TYPES: Final[tuple[str, ...]] = (*EVENT_TYPES.values(), TEST_EVENT_TYPE)
 
