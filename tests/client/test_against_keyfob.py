@@ -118,7 +118,9 @@ async def test_the_rfc_6749_token_endpoint_with_an_async_client(
     """alogin, then refresh through /oauth/token (grant_type=refresh_token, client_id)."""
     clock = Clock(time.time())
     login = await KeyfobAuth.alogin(keyfob.url, new_user(keyfob.url), PASSWORD, clock=clock)
-    endpoint = OAuthTokenEndpoint(f"{proxy.url}/oauth/token", client_id="cli-tests")
+    # A session from /auth/login belongs to the built-in first-party client "keyfob": the
+    # token endpoint refreshes it for that client only (a refresh token is bound to it).
+    endpoint = OAuthTokenEndpoint(f"{proxy.url}/oauth/token", client_id="keyfob")
     auth = KeyfobAuth(endpoint, login.tokens, clock=clock)
     clock.advance(900)
     async with httpx.AsyncClient(base_url=keyfob.url, auth=auth) as api:
