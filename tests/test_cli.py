@@ -252,7 +252,8 @@ def test_serve_hands_settings_to_uvicorn_workers(
     assert kwargs["http"].keywords["limits"] == ConnectionLimits(32 * 1024, 10.0)
     assert kwargs["proxy_headers"] is False
     assert kwargs["limit_concurrency"] == 1000
-    assert kwargs["access_log"] is True
+    # keyfob's own request log (KEYFOB_ACCESS_LOG) replaces uvicorn's access log.
+    assert kwargs["access_log"] is False
     assert f"listening on http://localhost:{port}" in result.output
     assert f"store: {store_url}" in result.output
     assert "signing key:" in result.output

@@ -212,7 +212,7 @@ def test_the_demo_page_logs_in_over_https_in_chromium(deployment: Deployment) ->
         unavailable("Chromium is not installed: apt-get install chromium")
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.browser.test_demo_page import CHROMIUM_ARGS
+    from tests.browser.conftest import CHROMIUM_ARGS
 
     # Chromium accepts this one key's certificate and still verifies everything else
     # about the TLS connection (name, validity); no blanket --ignore-certificate-errors.

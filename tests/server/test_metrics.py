@@ -58,7 +58,7 @@ def test_the_setting_takes_off_on_or_an_address() -> None:
 
 
 async def test_counters_follow_what_happened(settings: Settings, clock: FrozenClock) -> None:
-    limits = RateLimits(login_per_account="2/minute")
+    limits = RateLimits(throttle_after=1)
     app = create_app(settings.replace(metrics="on"), MemoryStore(), clock, rate_limits=limits)
     async with running(app) as client:
         await register(client)
@@ -72,7 +72,7 @@ async def test_counters_follow_what_happened(settings: Settings, clock: FrozenCl
         clock.advance(settings.grace + 1)
         reused = await client.post("/auth/refresh", json={"refresh_token": first})
         assert reused.status_code == 400  # reuse: the session is revoked
-        # Rate limited: the third login attempt for the account in a minute.
+        # Throttled: after one failure this client waits before trying the account again.
         assert (await client.post("/auth/login", json=wrong)).status_code == 429
         me = await client.get("/auth/me", headers=bearer(second.json()["access_token"]))
         assert me.status_code == 401  # revoked by the reuse detection

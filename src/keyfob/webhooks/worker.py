@@ -118,6 +118,10 @@ class WebhookWorker:
         await self._client.aclose()
 
     async def _run(self) -> None:
+        # The first claim waits one interval: a starting server's round trips to its
+        # database go to serving first (docs/scaling.md, "Start-up against a remote
+        # database"); what was due before the start waits at most that long.
+        await asyncio.sleep(self.poll_interval)
         while True:
             free = self.max_in_flight - len(self._in_flight)
             claimed = 0
