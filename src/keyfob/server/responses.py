@@ -66,11 +66,24 @@ def json_response(
     return Response(body.encode(), status, headers, media_type=JSON_MEDIA_TYPE)
 
 
+# Pre-encoded: a protected route's answer appends them instead of having Starlette
+# lower-case and encode two more headers per answer (measured: ~8 µs of a ~110 µs /auth/me).
+_NO_STORE_RAW: Final = tuple(
+    (name.lower().encode("latin-1"), value.encode("latin-1"))
+    for name, value in NO_STORE_HEADERS.items()
+)
+_NO_STORE_NAMES: Final = frozenset(name.lower() for name in NO_STORE_HEADERS)
+
+
 def private_response(
     data: object, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     """A JSON answer with a user's data or a cookie in it: never stored by any cache."""
-    return json_response(data, status, {**NO_STORE_HEADERS, **(headers or {})})
+    if headers and any(name.lower() in _NO_STORE_NAMES for name in headers):
+        return json_response(data, status, {**NO_STORE_HEADERS, **headers})
+    response = json_response(data, status, headers)
+    response.raw_headers.extend(_NO_STORE_RAW)
+    return response
 
 
 def token_response(data: object, headers: Mapping[str, str] | None = None) -> Response:
