@@ -6,7 +6,8 @@ Contract (spec §4, "bad input always gets a clear 4xx JSON error, never a 5xx")
 request gets exactly one complete answer and no exception escapes the app; no answer
 is a 5xx and nothing is logged as an error; every 4xx (but to ``HEAD``) is a JSON object
 with string ``error`` and ``error_description``, never cached; a 401 carries a
-``WWW-Authenticate: Bearer`` challenge and a 429 a ``Retry-After``.
+``WWW-Authenticate`` challenge (Bearer, or Basic at the OAuth endpoints) and a 429 a
+``Retry-After``.
 
 Requests look like what uvicorn hands an app: the request target is visible ASCII (the
 HTTP parsers refuse anything else with their own 400), header names are lower-case
@@ -333,7 +334,10 @@ def _check_answer(
     assert status < 500, f"{where} answered {status}"
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in sent[0]["headers"]}
     if status == 401:
-        assert headers.get("www-authenticate", "").startswith("Bearer "), f"{where}: 401"
+        # RFC 6750 §3 for protected resources; RFC 6749 §5.2 for a client that failed
+        # authentication at the OAuth endpoints (invalid_client, with the Basic scheme).
+        scheme = "Basic " if scope["path"].startswith("/oauth/") else "Bearer "
+        assert headers.get("www-authenticate", "").startswith(scheme), f"{where}: 401"
     if status == 429:
         assert headers.get("retry-after", "").isdigit(), f"{where}: 429 without Retry-After"
     if 400 <= status < 500 and scope["method"] != "HEAD":
