@@ -157,10 +157,14 @@ class RevocationFeedClient:
                 self._poll()
             except _FeedError as exc:
                 self._failed(str(exc))
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, RuntimeError) as exc:
+                # close() shuts the client under a request in flight: httpx then raises
+                # an HTTPError, or RuntimeError for a request not yet sent.
                 if self._stop.is_set():
                     return
                 self._failed(_describe(exc))
+            except Exception as exc:  # the thread must outlive any one bad answer
+                self._failed(f"the feed failed: {type(exc).__name__}")
             else:
                 backoff = self.settings.min_backoff
                 continue
@@ -223,7 +227,7 @@ def _parse(body: bytes) -> tuple[list[object], str]:
     return revocations, cursor
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+def _describe(exc: Exception) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "the feed timed out"
     return f"the feed could not be reached: {type(exc).__name__}"
