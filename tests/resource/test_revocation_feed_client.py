@@ -178,3 +178,23 @@ def test_the_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="backoff"):
         FeedSettings("a", "b", min_backoff=5, max_backoff=1)
     assert FeedSettings("a", "b", wait=20).stale_after == 45
+
+
+def test_after_each_good_answer_the_owner_may_prune() -> None:
+    calls: list[int] = []
+    script = Script(ok([{"sid": "a", "revoked_at": 1}]), raw(500, b""), ok([]))
+    client = RevocationFeedClient(
+        FAST,
+        URL,
+        lambda sid, at: calls.append(0),
+        after_answer=lambda: calls.append(1),
+        transport=httpx.MockTransport(script),
+    )
+    client.start()
+    try:
+        until(lambda: len(script.requests) >= 4)
+    finally:
+        client.close()
+    # The entry then a prune for the first answer; nothing for the 500; a prune for the
+    # third (the fourth request starts only once the third answer is handled).
+    assert calls[:3] == [0, 1, 1]

@@ -87,12 +87,14 @@ class RevocationFeedClient:
         url: str,
         on_revoked: Callable[[str, float], None],
         *,
+        after_answer: Callable[[], None] | None = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.url = url
         self._on_revoked = on_revoked
+        self._after_answer = after_answer
         self._http = httpx.Client(
             auth=httpx.BasicAuth(settings.client_id, settings.client_secret),
             timeout=settings.wait + timeout,
@@ -197,6 +199,8 @@ class RevocationFeedClient:
                 self._on_revoked(sid, float(revoked_at))
             else:
                 self._skipped += 1
+        if self._after_answer is not None:
+            self._after_answer()
         self._cursor = cursor
         self._ok = True
         self._last_success = time.monotonic()

@@ -97,10 +97,18 @@ class RemoteVerifier:
         self._own_async_http = async_http_client is None
         self._lock = threading.Lock()
         self._async_lock: asyncio.Lock | None = None
+        # The feed thread adds while a caller may prune: the set's iteration needs a lock
+        # (lookups on the verification path do not).
+        self._revocations_lock = threading.Lock()
         self._feed: RevocationFeedClient | None = None
         if revocation_feed is not None:
             url = revocation_feed.url or issuer.rstrip("/") + "/oauth/revocations"
-            self._feed = RevocationFeedClient(revocation_feed, url, self.remember_revoked)
+            self._feed = RevocationFeedClient(
+                revocation_feed,
+                url,
+                self.remember_revoked,
+                after_answer=self.forget_stale_revocations,
+            )
             self._feed.start()
 
     def __repr__(self) -> str:
@@ -141,10 +149,14 @@ class RemoteVerifier:
 
     def remember_revoked(self, sid: str, revoked_at: float) -> None:
         """Refuse the session's access tokens from now on (the revocation feed calls this)."""
-        self._verifier.remember_revoked(sid, revoked_at)
+        with self._revocations_lock:
+            self._verifier.remember_revoked(sid, revoked_at)
 
     def forget_stale_revocations(self) -> None:
-        self._verifier.forget_stale_revocations()
+        """Drop revocations no token can outlive any more (the feed calls this after
+        each answer, so the set stays bounded by one access-token lifetime)."""
+        with self._revocations_lock:
+            self._verifier.forget_stale_revocations()
 
     def health(self) -> KeyCacheHealth:
         """Keys loaded, whether they are fresh, the last success and the last error;
