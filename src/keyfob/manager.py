@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .accounts import Accounts
 from .clients import Clients
@@ -55,6 +56,9 @@ from .signing_keys import SigningKeys
 from .store.protocol import Store
 from .verifier import Verifier
 
+if TYPE_CHECKING:
+    import asyncio
+
 __all__ = ["ReuseHook", "SessionManager"]
 
 #: How often a token no key verifies may trigger a reload of the keys from the store.
@@ -84,6 +88,8 @@ class SessionManager:
         self.clock: Clock = clock or SystemClock()
         #: Tells other instances of this manager's revocations and hears theirs (optional).
         self.revocation_feed = revocation_feed
+        #: Wakes the revocation feed's long-polls (:meth:`revocations_recorded`).
+        self._revocation_signal: asyncio.Event | None = None  # made by the first waiter
         secrets_newest_first = load_deployment_secret(settings)
         self._codec = RefreshTokenCodec([derive_mac_key(s) for s in secrets_newest_first])
         self.event_log = EventLog(store)
@@ -478,7 +484,26 @@ class SessionManager:
                 verifier.remember_revoked(row.sid, row.revoked_at)
             verifier.forget_stale_revocations()
         self._revocations_synced_at = now
+        if rows:
+            self._signal_revocations()
         return len(rows)
+
+    async def revocations_recorded(self) -> None:
+        """Return when this process next records or syncs revocations (callers bound the
+        wait). Only a wake-up: the store says what changed."""
+        import asyncio  # here, as in start(): `import keyfob` loads no event loop
+
+        if self._revocation_signal is None:
+            self._revocation_signal = asyncio.Event()
+        await self._revocation_signal.wait()
+
+    def _signal_revocations(self) -> None:
+        # One event per generation: set wakes every waiter, the next waiters get a fresh
+        # one. No I/O and nothing to do when no long-poll has ever waited.
+        signal = self._revocation_signal
+        if signal is not None:
+            self._revocation_signal = None
+            signal.set()
 
     # events
 
@@ -517,6 +542,8 @@ class SessionManager:
         if self._verifier is not None:
             for sid in sids:
                 self._verifier.remember_revoked(sid, at)
+        if sids:
+            self._signal_revocations()
         if sids and self.revocation_feed is not None:
             await self.revocation_feed.publish(sids)
 

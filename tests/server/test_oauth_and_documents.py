@@ -117,6 +117,7 @@ async def test_metadata_lists_only_what_exists(client: httpx.AsyncClient) -> Non
         "introspection_endpoint": "https://testserver/oauth/introspect",
         "introspection_endpoint_auth_methods_supported": methods[1:],
         "introspection_endpoint_auth_signing_alg_values_supported": algs,
+        "keyfob_revocation_feed_endpoint": "https://testserver/oauth/revocations",
     }
 
 

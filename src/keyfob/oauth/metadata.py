@@ -18,6 +18,7 @@ __all__ = [
     "INTROSPECTION_PATH",
     "JWKS_PATH",
     "METADATA_PATH",
+    "REVOCATION_FEED_PATH",
     "REVOCATION_PATH",
     "TOKEN_PATH",
     "authorization_server_metadata",
@@ -28,6 +29,8 @@ JWKS_PATH = "/.well-known/jwks.json"
 TOKEN_PATH = "/oauth/token"
 REVOCATION_PATH = "/oauth/revoke"
 INTROSPECTION_PATH = "/oauth/introspect"
+#: keyfob's revocation feed for resource servers (not an RFC endpoint).
+REVOCATION_FEED_PATH = "/oauth/revocations"
 
 
 def authorization_server_metadata(issuer: str, *, scopes: Sequence[str] = ()) -> dict[str, object]:
@@ -52,6 +55,9 @@ def authorization_server_metadata(issuer: str, *, scopes: Sequence[str] = ()) ->
         "introspection_endpoint": base + INTROSPECTION_PATH,
         "introspection_endpoint_auth_methods_supported": authenticated,
         "introspection_endpoint_auth_signing_alg_values_supported": signing,
+        # A keyfob extension (RFC 8414 §2 allows more members): the long-poll of revoked
+        # sessions for resource servers, client_secret_basic only (a GET has no form).
+        "keyfob_revocation_feed_endpoint": base + REVOCATION_FEED_PATH,
     }
     if scopes:
         document["scopes_supported"] = list(scopes)

@@ -8,7 +8,8 @@ verifier; the Flask and Django integrations are built on it. Needs httpx
 
 from __future__ import annotations
 
+from .feed import FeedHealth, FeedSettings
 from .jwks import JWKSPolicy, KeyCacheHealth
 from .verifier import RemoteVerifier
 
-__all__ = ["JWKSPolicy", "KeyCacheHealth", "RemoteVerifier"]
+__all__ = ["FeedHealth", "FeedSettings", "JWKSPolicy", "KeyCacheHealth", "RemoteVerifier"]

@@ -21,10 +21,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.jwk import PublicKeySet
 from ..exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from .feed import FeedHealth
 
 __all__ = ["JWKSFetchError", "JWKSPolicy", "KeyCache", "KeyCacheHealth"]
 
@@ -73,6 +76,8 @@ class KeyCacheHealth:
     last_success_at: float | None
     last_error: str | None
     last_error_at: float | None
+    #: The revocation feed's state, when the verifier follows one.
+    feed: FeedHealth | None = None
 
 
 class KeyCache:

@@ -25,6 +25,7 @@ whoever answers it must not move where keys come from.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ from ..core.jwk import ALGORITHMS
 from ..core.models import Principal
 from ..exceptions import IssuerUnavailable, UnknownKeyId
 from ..verifier import Verifier
+from .feed import FeedSettings, RevocationFeedClient
 from .jwks import JWKSFetchError, JWKSPolicy, KeyCache, KeyCacheHealth
 
 __all__ = ["RemoteVerifier"]
@@ -55,6 +57,8 @@ class RemoteVerifier:
     ``jwks_uri`` where its keys are (``{issuer}/.well-known/jwks.json`` by default).
     ``max_token_lifetime`` is the issuer's ``KEYFOB_ACCESS_TTL``: how long a revoked
     session must be remembered (revocations arrive through :meth:`remember_revoked`).
+    ``revocation_feed`` starts a background thread that follows keyfob's revocation feed
+    (:mod:`keyfob.resource_server.feed`) until :meth:`close`.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class RemoteVerifier:
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         cache_size: int = 10_000,
+        revocation_feed: FeedSettings | None = None,
     ) -> None:
         self.issuer = issuer
         self.audience = audience or issuer
@@ -92,6 +97,19 @@ class RemoteVerifier:
         self._own_async_http = async_http_client is None
         self._lock = threading.Lock()
         self._async_lock: asyncio.Lock | None = None
+        # The feed thread adds while a caller may prune: the set's iteration needs a lock
+        # (lookups on the verification path do not).
+        self._revocations_lock = threading.Lock()
+        self._feed: RevocationFeedClient | None = None
+        if revocation_feed is not None:
+            url = revocation_feed.url or issuer.rstrip("/") + "/oauth/revocations"
+            self._feed = RevocationFeedClient(
+                revocation_feed,
+                url,
+                self.remember_revoked,
+                after_answer=self.forget_stale_revocations,
+            )
+            self._feed.start()
 
     def __repr__(self) -> str:
         return f"RemoteVerifier(issuer={self.issuer!r}, jwks_uri={self.jwks_uri!r})"
@@ -131,16 +149,30 @@ class RemoteVerifier:
 
     def remember_revoked(self, sid: str, revoked_at: float) -> None:
         """Refuse the session's access tokens from now on (the revocation feed calls this)."""
-        self._verifier.remember_revoked(sid, revoked_at)
+        with self._revocations_lock:
+            self._verifier.remember_revoked(sid, revoked_at)
 
     def forget_stale_revocations(self) -> None:
-        self._verifier.forget_stale_revocations()
+        """Drop revocations no token can outlive any more (the feed calls this after
+        each answer, so the set stays bounded by one access-token lifetime)."""
+        with self._revocations_lock:
+            self._verifier.forget_stale_revocations()
 
     def health(self) -> KeyCacheHealth:
-        """Keys loaded, whether they are fresh, the last success and the last error."""
-        return self._keys.health(self.clock.now())
+        """Keys loaded, whether they are fresh, the last success and the last error;
+        with a revocation feed, its state in ``feed``."""
+        health = self._keys.health(self.clock.now())
+        if self._feed is not None:
+            health = dataclasses.replace(health, feed=self._feed.health())
+        return health
 
     def _verify(self, token: str) -> Principal:
+        feed = self._feed
+        if feed is not None and feed.settings.mode == "fail-closed" and feed.stale():
+            # fail-closed: a revoked session might be accepted while the feed is down.
+            raise IssuerUnavailable(
+                "the revocation feed is unavailable", retry_after=feed.seconds_until_fresh()
+            )
         if self._keys.keys is None:
             raise IssuerUnavailable(
                 "the issuer's signing keys could not be fetched yet",
@@ -229,7 +261,10 @@ class RemoteVerifier:
     # --- lifetime ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the HTTP client this verifier made (not one it was given)."""
+        """Stop the revocation feed; close the HTTP client this verifier made (not one
+        it was given)."""
+        if self._feed is not None:
+            self._feed.close()
         if self._own_http and self._http is not None:
             self._http.close()
             self._http = None

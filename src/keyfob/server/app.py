@@ -43,6 +43,7 @@ from .operations import Operations
 from .ratelimit import DEFAULT_STORAGE_URI, RateLimiter, RateLimits, redis_storage_uri
 from .routes_auth import AuthRoutes
 from .routes_oauth import OAuthRoutes
+from .routes_revocations import RevocationRoutes
 from .routes_wellknown import WellKnownRoutes
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ def create_app(
         *hot_routes,
         *auth.routes(),
         *cors.apply(oauth.token_routes()),
+        *RevocationRoutes(ctx).routes(),  # for resource servers, not browsers: no CORS
         *cors.apply(public_documents),
         *(r for r in documents if r not in public_documents),
     ]

@@ -16,6 +16,7 @@ from ..oauth.metadata import (
     INTROSPECTION_PATH,
     JWKS_PATH,
     METADATA_PATH,
+    REVOCATION_FEED_PATH,
     REVOCATION_PATH,
     TOKEN_PATH,
 )
@@ -333,6 +334,34 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "401-client",
                         "413",
                         "415",
+                        "503",
+                    ),
+                }
+            },
+            REVOCATION_FEED_PATH: {
+                "get": {
+                    "summary": "Long-poll the sessions revoked since a cursor (resource servers)",
+                    "description": (
+                        "Confidential clients only (HTTP Basic). Without since: every "
+                        "revocation still relevant, at once. With since: at once when a "
+                        "revocation is newer than the cursor, else after up to wait seconds "
+                        "(at most 25). Pass the answer's cursor as the next since."
+                    ),
+                    "operationId": "revocationFeed",
+                    "security": [{"clientBasic": []}],
+                    "parameters": [
+                        {"name": "since", "in": "query", "required": False, "schema": TEXT},
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "number", "minimum": 0},
+                        },
+                    ],
+                    "responses": _responses(
+                        {"200": _ok("revoked sessions", ref("RevocationFeed"), no_store=True)},
+                        "400",
+                        "401-client",
                         "503",
                     ),
                 }

@@ -79,6 +79,23 @@ def component_schemas() -> dict[str, Any]:
                 **_CLIENT_AUTH,
             },
         },
+        "RevocationFeed": {
+            "type": "object",
+            "required": ["revocations", "cursor", "access_ttl"],
+            "description": "Sessions revoked since the cursor (duplicates possible)",
+            "properties": {
+                "revocations": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["sid", "revoked_at"],
+                        "properties": {"sid": TEXT, "revoked_at": {"type": "number"}},
+                    },
+                },
+                "cursor": TEXT,
+                "access_ttl": {"type": "number"},
+            },
+        },
         "Introspection": {
             "type": "object",
             "required": ["active"],
@@ -194,6 +211,7 @@ def component_schemas() -> dict[str, Any]:
                 },
                 "revocation_endpoint": TEXT,
                 "introspection_endpoint": TEXT,
+                "keyfob_revocation_feed_endpoint": TEXT,
                 "scopes_supported": {"type": "array", "items": TEXT},
             },
         },
