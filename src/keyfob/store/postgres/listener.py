@@ -74,10 +74,11 @@ class RevocationListener:
 
         The task is cancelled, but a cancellation that lands while the listener reconnects
         can get lost in the driver (then the task went back to waiting for the next
-        keepalive, and ``close`` with it), so ``close`` does not trust it: ``_closing`` stops the loop at its next step, the connection is
-        terminated if the task has not ended within ``within``, and a task that still will
-        not end is left cancelled rather than waited on forever. A cancellation of
-        ``close`` itself is never swallowed.
+        keepalive, and ``close`` with it), so ``close`` does not trust it: ``_closing``
+        stops the loop at its next step, the connection is terminated if the task has not
+        ended within ``within``, and a task that still will not end is left cancelled
+        rather than waited on forever. A cancellation of ``close`` itself is never
+        swallowed.
         """
         self._closing = True
         task, self._task = self._task, None
