@@ -3,8 +3,13 @@
 ``postgresql://user:password@host:5432/db?pool_max=20&statement_timeout=5``: the store
 reads ``pool_min``, ``pool_max``, ``statement_cache_size`` and the durations
 ``statement_timeout``, ``lock_timeout`` and ``connect_timeout`` (seconds, or with a unit
-suffix: ``5``, ``0.5``, ``2s``) from the query; everything else (``sslmode``,
-``application_name``, …) stays in the DSN for asyncpg.
+suffix: ``5``, ``0.5``, ``2s``) and ``session_url`` from the query; everything else
+(``sslmode``, ``application_name``, …) stays in the DSN for asyncpg.
+
+``session_url`` (URL-encoded) is a direct connection to PostgreSQL for what needs a
+session of its own, the revocation listener (``LISTEN``) and the purge lock (a session
+advisory lock), when the main URL goes through PgBouncer in transaction mode, where a
+session does not outlive its transaction. It inherits nothing from the main URL.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ __all__ = ["masked", "milliseconds", "names_application", "split_url"]
 _WHOLE_NUMBERS = ("pool_min", "pool_max", "statement_cache_size")
 _DURATIONS = ("statement_timeout", "lock_timeout", "connect_timeout")
 #: URL query parameters the store reads itself; any other is passed on to asyncpg.
-_URL_OPTIONS = frozenset(_WHOLE_NUMBERS + _DURATIONS)
+_URL_OPTIONS = frozenset((*_WHOLE_NUMBERS, *_DURATIONS, "session_url"))
 
 
 def split_url(url: str) -> tuple[str, dict[str, Any]]:
@@ -44,6 +49,13 @@ def split_url(url: str) -> tuple[str, dict[str, Any]]:
     for name in _DURATIONS:
         if name in ours:
             options[name] = parse_duration(ours[name])
+    if "session_url" in ours:
+        session = ours["session_url"]
+        if urlsplit(session).scheme not in ("postgresql", "postgres"):
+            raise ConfigurationError(
+                f"session_url in the store URL must be a PostgreSQL URL, not {masked(session)!r}"
+            )
+        options["session_dsn"] = session
     return dsn, options
 
 
