@@ -17,6 +17,7 @@ import pytest
 
 from keyfob import SessionManager
 from keyfob.exceptions import ConfigurationError, SessionRevoked
+from keyfob.settings import Settings
 from keyfob.store.postgres import PostgresStore
 from keyfob.testing import FAST_SETTINGS, FrozenClock
 from tests.services import PostgresServer
@@ -96,3 +97,21 @@ async def test_sessions_work_through_pgbouncer_in_transaction_mode(
 def test_a_session_url_that_is_not_postgresql_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="session_url"):
         PostgresStore.from_url("postgresql://db/auth?session_url=sqlite%3A%2F%2F%2Fkeyfob.db")
+
+
+def test_the_session_url_can_come_from_the_settings(pgbouncer: PgBouncer) -> None:
+    """KEYFOB_STORE_SESSION_URL, for when the store URL is shared with other tools; a
+    session_url in the store URL wins over it."""
+    settings = Settings.from_env(
+        environ={"KEYFOB_STORE_SESSION_URL": "postgresql://kf@db:5432/auth"}
+    )
+    store = PostgresStore.from_url(pgbouncer.dsn("auth"), settings=settings)
+    assert store.session_dsn == "postgresql://kf@db:5432/auth"
+    in_url = PostgresStore.from_url(
+        store_url(pgbouncer, "postgresql://kf@other:5432/auth"), settings=settings
+    )
+    assert in_url.session_dsn == "postgresql://kf@other:5432/auth"
+    with pytest.raises(ConfigurationError, match="session_url"):
+        PostgresStore.from_url(
+            pgbouncer.dsn("auth"), settings=settings.replace(store_session_url="redis://r")
+        )

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ...exceptions import ConfigurationError
 from ...settings import parse_duration
 
-__all__ = ["masked", "milliseconds", "names_application", "split_url"]
+__all__ = ["masked", "milliseconds", "names_application", "session_url", "split_url"]
 
 _WHOLE_NUMBERS = ("pool_min", "pool_max", "statement_cache_size")
 _DURATIONS = ("statement_timeout", "lock_timeout", "connect_timeout")
@@ -50,13 +50,15 @@ def split_url(url: str) -> tuple[str, dict[str, Any]]:
         if name in ours:
             options[name] = parse_duration(ours[name])
     if "session_url" in ours:
-        session = ours["session_url"]
-        if urlsplit(session).scheme not in ("postgresql", "postgres"):
-            raise ConfigurationError(
-                f"session_url in the store URL must be a PostgreSQL URL, not {masked(session)!r}"
-            )
-        options["session_dsn"] = session
+        options["session_dsn"] = session_url(ours["session_url"])
     return dsn, options
+
+
+def session_url(url: str) -> str:
+    """``url`` if it can be the session URL (a PostgreSQL URL), else ConfigurationError."""
+    if urlsplit(url).scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"the session_url must be a PostgreSQL URL, not {masked(url)!r}")
+    return url
 
 
 def names_application(dsn: str) -> bool:
