@@ -63,6 +63,14 @@ class Settings:
             "where sessions live: sqlite:///path.db, postgresql://… or memory://", flag=True
         ),
     )
+    store_session_url: str | None = field(
+        default=None,
+        metadata=about(
+            "PostgreSQL only: a direct postgresql:// URL for the revocation listener and the "
+            "purge lock, which need a session of their own, when store_url goes through "
+            "PgBouncer in transaction mode (or ?session_url= in the store URL, which wins)"
+        ),
+    )
     secret: Secret | None = field(
         default=None,
         metadata=about(

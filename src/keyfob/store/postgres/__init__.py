@@ -22,9 +22,13 @@ Migrations. Applied on :meth:`~PostgresStore.open` under an advisory lock, so in
 starting together apply each migration once (:mod:`.schema`).
 
 PgBouncer. In transaction mode, prepared statements must not be cached across
-transactions: add ``statement_cache_size=0`` to the URL. ``LISTEN`` needs a session:
-give the connections that need a session of their own (the listener, the purge lock)
-a direct ``session_dsn``, or a session-mode pool. PgBouncer also refuses unknown startup
+transactions: add ``statement_cache_size=0`` to the URL (asyncpg then uses unnamed
+statements, which PgBouncer 1.18, Debian bookworm's, passes through). ``LISTEN`` and the
+purge lock's session advisory lock need a session: give the connections that need one a
+direct URL, ``session_url=<URL-encoded postgresql://…>`` in the store URL
+(``session_dsn`` in Python), or a session-mode pool. Migrations need no session (their
+lock is a transaction-level one). Tested with a real PgBouncer in
+``tests/store/test_postgres_pgbouncer.py``. PgBouncer also refuses unknown startup
 parameters: list ``statement_timeout`` and ``lock_timeout`` in its
 ``ignore_startup_parameters`` and set them on the role instead
 (``ALTER ROLE keyfob SET statement_timeout = '5s'``).

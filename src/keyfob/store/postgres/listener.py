@@ -12,7 +12,6 @@ to a ping) the listener reconnects with a capped backoff until PostgreSQL is bac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
@@ -54,6 +53,8 @@ class RevocationListener:
         self.marker = 0
         self._conn: Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Set by :meth:`close`: the listening loop ends at its next step, cancelled or not.
+        self._closing = False
 
     async def start(self) -> None:
         """Connect and keep listening in a task of its own; nothing if already started.
@@ -62,18 +63,38 @@ class RevocationListener:
         """
         if self._task is not None:
             return
+        self._closing = False
         conn = await self._connect_listener()
         self._task = asyncio.get_running_loop().create_task(
             self._keep_listening(conn), name="keyfob-postgres-listener"
         )
 
     async def close(self, within: float) -> None:
-        """Stop listening and close the connection (within ``within`` seconds)."""
+        """Stop listening and close the connection, within about ``2 * within`` seconds.
+
+        The task is cancelled, but a cancellation that lands while the listener reconnects
+        can get lost in the driver (then the task went back to waiting for the next
+        keepalive, and ``close`` with it), so ``close`` does not trust it: ``_closing``
+        stops the loop at its next step, the connection is terminated if the task has not
+        ended within ``within``, and a task that still will not end is left cancelled
+        rather than waited on forever. A cancellation of ``close`` itself is never
+        swallowed.
+        """
+        self._closing = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=within)
+            if not task.done():
+                # Stuck in I/O that ignored the cancellation: cut the connection under it.
+                if self._conn is not None:
+                    self._conn.terminate()
+                task.cancel()
+                await asyncio.wait({task}, timeout=within)
+            if not task.done():
+                logger.warning("the PostgreSQL revocation listener did not stop in time")
+            elif not task.cancelled() and task.exception() is not None:
+                logger.warning("the PostgreSQL revocation listener ended with an error")
         conn, self._conn = self._conn, None
         if conn is not None:
             await close_quietly(conn, within)
@@ -89,6 +110,9 @@ class RevocationListener:
             except BaseException:
                 conn.terminate()
                 raise
+        if self._closing:  # closed while connecting (a lost cancellation): do not linger
+            conn.terminate()
+            raise asyncio.CancelledError
         self._conn = conn
         # Revocations made while nobody listened are unknown: make every reader resync.
         self.marker += 1
@@ -97,23 +121,26 @@ class RevocationListener:
     async def _keep_listening(self, conn: Connection) -> None:
         """Watch the listener connection; reconnect (with backoff) whenever it is lost.
 
-        Runs until cancelled by :meth:`close`, which closes the current connection (a task
-        cancelled before its first step never runs a ``finally`` of its own).
+        Runs until :meth:`close` cancels it or sets ``_closing``; ``close`` closes the
+        current connection (a task cancelled before its first step never runs a
+        ``finally`` of its own).
         """
-        while True:
+        while not self._closing:
             try:
                 await self._watch(conn)
             except Exception:  # the listener must not die quietly: log, then reconnect
                 logger.exception("the PostgreSQL revocation listener failed; reconnecting")
             conn.terminate()
             self._conn = None
+            if self._closing:
+                return
             conn = await self._reconnect()
 
     async def _watch(self, conn: Connection) -> None:
         """Return when ``conn`` is lost: closed by the server, or silent to a ping."""
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
-        while not conn.is_closed():
+        while not conn.is_closed() and not self._closing:
             try:
                 await asyncio.wait_for(lost.wait(), timeout=self._keepalive)
                 return
@@ -128,7 +155,7 @@ class RevocationListener:
 
     async def _reconnect(self) -> Connection:
         delay = 0.05
-        while True:
+        while not self._closing:
             try:
                 conn = await self._connect_listener()
             except StoreUnavailable as exc:
@@ -140,3 +167,4 @@ class RevocationListener:
                 return conn
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+        raise asyncio.CancelledError  # closed meanwhile

@@ -3,8 +3,13 @@
 ``postgresql://user:password@host:5432/db?pool_max=20&statement_timeout=5``: the store
 reads ``pool_min``, ``pool_max``, ``statement_cache_size`` and the durations
 ``statement_timeout``, ``lock_timeout`` and ``connect_timeout`` (seconds, or with a unit
-suffix: ``5``, ``0.5``, ``2s``) from the query; everything else (``sslmode``,
-``application_name``, …) stays in the DSN for asyncpg.
+suffix: ``5``, ``0.5``, ``2s``) and ``session_url`` from the query; everything else
+(``sslmode``, ``application_name``, …) stays in the DSN for asyncpg.
+
+``session_url`` (URL-encoded) is a direct connection to PostgreSQL for what needs a
+session of its own, the revocation listener (``LISTEN``) and the purge lock (a session
+advisory lock), when the main URL goes through PgBouncer in transaction mode, where a
+session does not outlive its transaction. It inherits nothing from the main URL.
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ...exceptions import ConfigurationError
 from ...settings import parse_duration
 
-__all__ = ["masked", "milliseconds", "names_application", "split_url"]
+__all__ = ["masked", "milliseconds", "names_application", "session_url", "split_url"]
 
 _WHOLE_NUMBERS = ("pool_min", "pool_max", "statement_cache_size")
 _DURATIONS = ("statement_timeout", "lock_timeout", "connect_timeout")
 #: URL query parameters the store reads itself; any other is passed on to asyncpg.
-_URL_OPTIONS = frozenset(_WHOLE_NUMBERS + _DURATIONS)
+_URL_OPTIONS = frozenset((*_WHOLE_NUMBERS, *_DURATIONS, "session_url"))
 
 
 def split_url(url: str) -> tuple[str, dict[str, Any]]:
@@ -44,7 +49,16 @@ def split_url(url: str) -> tuple[str, dict[str, Any]]:
     for name in _DURATIONS:
         if name in ours:
             options[name] = parse_duration(ours[name])
+    if "session_url" in ours:
+        options["session_dsn"] = session_url(ours["session_url"])
     return dsn, options
+
+
+def session_url(url: str) -> str:
+    """``url`` if it can be the session URL (a PostgreSQL URL), else ConfigurationError."""
+    if urlsplit(url).scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"the session_url must be a PostgreSQL URL, not {masked(url)!r}")
+    return url
 
 
 def names_application(dsn: str) -> bool:

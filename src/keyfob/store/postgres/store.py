@@ -35,7 +35,7 @@ from ..protocol import RevokedSession
 from . import statements as sql
 from .errors import translate
 from .listener import RevocationListener
-from .options import masked, milliseconds, names_application, split_url
+from .options import masked, milliseconds, names_application, session_url, split_url
 from .pool import ConnectionPool
 from .purge_lock import PurgeLock
 from .schema import apply_migrations
@@ -136,11 +136,11 @@ class PostgresStore(PostgresWebhooks):
         """``postgresql://user:password@host:5432/db?pool_max=20&statement_timeout=5``.
 
         The query's options are read as :mod:`keyfob.store.postgres.options` describes.
-        ``settings`` is accepted for symmetry with the other stores; no setting
-        changes how this store connects.
+        ``settings.store_session_url`` is the session URL when the store URL names none.
         """
-        del settings
         dsn, options = split_url(url)
+        if settings is not None and settings.store_session_url and "session_dsn" not in options:
+            options["session_dsn"] = session_url(settings.store_session_url)
         return cls(dsn, **options)
 
     def __repr__(self) -> str:
