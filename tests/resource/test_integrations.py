@@ -304,3 +304,41 @@ def test_each_example_runs_beside_keyfob_serve(
             process.kill()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0, "the example stopped"
+
+
+# --- the revocation feed from each framework's configuration ----------------------------
+
+
+def test_flask_config_turns_the_revocation_feed_on() -> None:
+    from keyfob.integrations.flask import Keyfob as FlaskKeyfob
+
+    issuer = f"http://127.0.0.1:{free_port()}"  # nothing listens: the feed only retries
+    config = {
+        "KEYFOB_ISSUER": issuer,
+        "KEYFOB_FEED_CLIENT_ID": "notes-api",
+        "KEYFOB_FEED_CLIENT_SECRET": "s3cret",
+        "KEYFOB_FEED_MODE": "fail-closed",
+    }
+    verifier = made(FlaskKeyfob.verifier_of(load_example("flask_api").create_app(config)))
+    feed = verifier.health().feed
+    assert feed is not None and feed.mode == "fail-closed"
+    plain = made(
+        FlaskKeyfob.verifier_of(load_example("flask_api").create_app({"KEYFOB_ISSUER": issuer}))
+    )
+    assert plain.health().feed is None
+
+
+def test_django_settings_turn_the_revocation_feed_on(django_example: ModuleType) -> None:
+    from django.test import override_settings
+
+    import keyfob.integrations.django as integration
+    from keyfob.exceptions import ConfigurationError
+
+    issuer = f"http://127.0.0.1:{free_port()}"
+    feed = {"CLIENT_ID": "notes-api", "CLIENT_SECRET": "s3cret"}
+    with override_settings(KEYFOB={"ISSUER": issuer, "REVOCATION_FEED": feed}):
+        health = integration.get_verifier().health().feed
+        assert health is not None and health.mode == "fail-open"
+    incomplete = {"ISSUER": issuer, "REVOCATION_FEED": {"CLIENT_ID": "x"}}
+    with override_settings(KEYFOB=incomplete), pytest.raises(ConfigurationError, match="SECRET"):
+        integration.get_verifier()

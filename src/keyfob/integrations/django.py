@@ -6,6 +6,9 @@ settings.py::
         "ISSUER": "https://auth.example.com",     # required
         "AUDIENCE": "https://api.example.com",    # optional: the issuer by default
         "JWKS_URI": None,                         # optional: {ISSUER}/.well-known/jwks.json
+        "REVOCATION_FEED": {                      # optional: revocations within a second
+            "CLIENT_ID": "notes-api", "CLIENT_SECRET": "...", "MODE": "fail-open",
+        },
     }
     MIDDLEWARE = [..., "keyfob.integrations.django.KeyfobMiddleware"]
 
@@ -46,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from ..core.models import Principal
 from ..exceptions import ConfigurationError, KeyfobError, PermissionDenied
 from ..oauth.errors import render_error
-from ..resource_server import RemoteVerifier
+from ..resource_server import FeedSettings, RemoteVerifier
 from ..transports.bearer import bearer_token
 
 __all__ = [
@@ -72,10 +75,30 @@ def get_verifier() -> RemoteVerifier:
             issuer = config.get("ISSUER")
             if not issuer:
                 raise ConfigurationError('settings.KEYFOB["ISSUER"] must name the auth server')
+            feed = config.get("REVOCATION_FEED")
             _verifier = RemoteVerifier(
-                issuer, audience=config.get("AUDIENCE"), jwks_uri=config.get("JWKS_URI")
+                issuer,
+                audience=config.get("AUDIENCE"),
+                jwks_uri=config.get("JWKS_URI"),
+                # {"CLIENT_ID": ..., "CLIENT_SECRET": ..., "MODE": "fail-open"|"fail-closed"}
+                revocation_feed=_feed_settings(feed) if feed else None,
             )
         return _verifier
+
+
+def _feed_settings(feed: dict[str, Any]) -> FeedSettings:
+    try:
+        return FeedSettings(
+            client_id=feed["CLIENT_ID"],
+            client_secret=feed["CLIENT_SECRET"],
+            url=feed.get("URL"),
+            mode=feed.get("MODE", "fail-open"),
+        )
+    except (KeyError, ValueError) as exc:
+        raise ConfigurationError(
+            'settings.KEYFOB["REVOCATION_FEED"] needs CLIENT_ID and CLIENT_SECRET, and MODE '
+            f"fail-open or fail-closed ({exc})"
+        ) from None
 
 
 def _forget_verifier(*, setting: str, **_: Any) -> None:

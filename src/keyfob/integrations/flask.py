@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from ..core.models import Principal
 from ..exceptions import ConfigurationError, KeyfobError, PermissionDenied
 from ..oauth.errors import render_error
-from ..resource_server import RemoteVerifier
+from ..resource_server import FeedSettings, RemoteVerifier
 from ..transports.bearer import bearer_token
 
 __all__ = ["Keyfob", "current_principal", "require_session"]
@@ -62,10 +62,19 @@ class Keyfob:
             issuer = app.config.get("KEYFOB_ISSUER")
             if not issuer:
                 raise ConfigurationError("set app.config['KEYFOB_ISSUER'] to the auth server")
+            feed_client = app.config.get("KEYFOB_FEED_CLIENT_ID")
             verifier = RemoteVerifier(
                 issuer,
                 audience=app.config.get("KEYFOB_AUDIENCE"),
                 jwks_uri=app.config.get("KEYFOB_JWKS_URI"),
+                # Revocations within a second: a confidential client registered at keyfob.
+                revocation_feed=FeedSettings(
+                    client_id=feed_client,
+                    client_secret=app.config.get("KEYFOB_FEED_CLIENT_SECRET", ""),
+                    mode=app.config.get("KEYFOB_FEED_MODE", "fail-open"),
+                )
+                if feed_client
+                else None,
             )
         app.extensions[_EXTENSION] = verifier
         app.register_error_handler(KeyfobError, _error_response)
