@@ -182,17 +182,23 @@ class RemoteVerifier:
 
     # --- fetching ---------------------------------------------------------------------
 
-    def _due(self, now: float, unknown_kid: bool) -> bool:
+    def _begin(self, *, unknown_kid: bool) -> float | None:
+        """Under the fetch lock: the time of an attempt that is due now (recorded as
+        begun), or None when another caller did the work while this one waited."""
         keys = self._keys
-        return keys.should_fetch_for_unknown_kid(now) if unknown_kid else keys.should_fetch(now)
+        now = self.clock.now()
+        due = keys.should_fetch_for_unknown_kid(now) if unknown_kid else keys.should_fetch(now)
+        if not due:
+            return None
+        keys.attempting(now, unknown_kid=unknown_kid)
+        return now
 
     def _fetch(self, *, unknown_kid: bool) -> None:
         with self._lock:
             # Whoever waited for the lock may find the work done by the thread before it.
-            now = self.clock.now()
-            if not self._due(now, unknown_kid):
+            now = self._begin(unknown_kid=unknown_kid)
+            if now is None:
                 return
-            self._keys.attempting(now, unknown_kid=unknown_kid)
             if self._http is None:
                 self._http = httpx.Client(follow_redirects=False)
             deadline = time.monotonic() + self.policy.timeout
@@ -216,10 +222,9 @@ class RemoteVerifier:
         if self._async_lock is None:
             self._async_lock = asyncio.Lock()
         async with self._async_lock:
-            now = self.clock.now()
-            if not self._due(now, unknown_kid):
+            now = self._begin(unknown_kid=unknown_kid)
+            if now is None:
                 return
-            self._keys.attempting(now, unknown_kid=unknown_kid)
             if self._async_http is None:
                 self._async_http = httpx.AsyncClient(follow_redirects=False)
             client = self._async_http
