@@ -15,16 +15,24 @@ from ..core.clients import AUTH_METHODS
 from ..core.jwk import ALGORITHMS
 
 __all__ = [
+    "AUTHORIZE_PATH",
+    "END_SESSION_PATH",
     "INTROSPECTION_PATH",
     "JWKS_PATH",
     "METADATA_PATH",
+    "OPENID_CONFIGURATION_PATH",
     "REVOCATION_FEED_PATH",
     "REVOCATION_PATH",
     "TOKEN_PATH",
+    "USERINFO_PATH",
     "authorization_server_metadata",
 ]
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
+OPENID_CONFIGURATION_PATH = "/.well-known/openid-configuration"
+AUTHORIZE_PATH = "/oauth/authorize"
+USERINFO_PATH = "/oauth/userinfo"
+END_SESSION_PATH = "/oauth/logout"
 JWKS_PATH = "/.well-known/jwks.json"
 TOKEN_PATH = "/oauth/token"
 REVOCATION_PATH = "/oauth/revoke"
