@@ -25,6 +25,7 @@ except ModuleNotFoundError as missing:  # pragma: no cover - depends on the inst
 from .auth import AuthOptions, KeyfobAuth, TokenSaver
 from .endpoints import KeyfobEndpoint, OAuthTokenEndpoint, TokenEndpoint
 from .errors import (
+    AuthorizationFailed,
     ClientError,
     LoginFailed,
     SessionEnded,
@@ -39,6 +40,7 @@ from .tokens import TokenSet
 
 __all__ = [
     "AuthOptions",
+    "AuthorizationFailed",
     "ClientError",
     "FileTokenStore",
     "KeyfobAuth",

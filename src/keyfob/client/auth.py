@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import webbrowser
 from collections.abc import AsyncGenerator, Callable, Generator
 from concurrent.futures import Future
 from typing import TypedDict, Unpack
@@ -28,6 +29,7 @@ from typing import TypedDict, Unpack
 import httpx
 
 from .challenge import is_invalid_token
+from .code_grant import BrowserOpener, authorize_async, authorize_sync
 from .endpoints import KeyfobEndpoint, TokenEndpoint
 from .errors import TokenEndpointUnavailable, TokenSaveError
 from .flow import Flow, login_flow, refresh_flow, run_async, run_sync
@@ -126,6 +128,76 @@ class KeyfobAuth(httpx.Auth):
         flow = login_flow(endpoint, username, password, clock)
         client = options.get("async_token_client")
         tokens = await run_async(flow, client, options.get("timeout", 8.0))
+        _save(options.get("token_saver"), tokens)
+        return cls(endpoint, tokens, **options)
+
+    @classmethod
+    def authorize(
+        cls,
+        issuer: str,
+        client_id: str,
+        *,
+        scope: str = "",
+        client_secret: str | None = None,
+        open_browser: BrowserOpener = webbrowser.open,
+        wait: float = 300.0,
+        redirect_path: str = "/callback",
+        **options: Unpack[AuthOptions],
+    ) -> KeyfobAuth:
+        """Sign the person in through the server's authorization page: the
+        authorization-code flow with PKCE S256 and a loopback redirect (RFC 8252 §7.3).
+
+        ``issuer``: the server's issuer URL (its RFC 8414 metadata is read from it).
+        ``client_id``: a client registered with a loopback redirect URI
+        (``http://127.0.0.1/callback``, any port). ``open_browser`` shows the URL
+        (``webbrowser.open``; pass your own for a headless program). ``wait``: how long
+        the person has to sign in. Returns an auth that refreshes at the token endpoint;
+        the saver gets the first pair at once. Raises :class:`AuthorizationFailed`
+        (refused, timed out, or an answer that fails its ``state``/``iss`` checks) or
+        :class:`LoginFailed` (the code was refused)."""
+        clock = options.get("clock", time.time)
+        endpoint, tokens = authorize_sync(
+            issuer,
+            client_id,
+            client_secret=client_secret,
+            scope=scope,
+            open_browser=open_browser,
+            wait=wait,
+            redirect_path=redirect_path,
+            client=options.get("token_client"),
+            timeout=options.get("timeout", 8.0),
+            clock=clock,
+        )
+        _save(options.get("token_saver"), tokens)
+        return cls(endpoint, tokens, **options)
+
+    @classmethod
+    async def aauthorize(
+        cls,
+        issuer: str,
+        client_id: str,
+        *,
+        scope: str = "",
+        client_secret: str | None = None,
+        open_browser: BrowserOpener = webbrowser.open,
+        wait: float = 300.0,
+        redirect_path: str = "/callback",
+        **options: Unpack[AuthOptions],
+    ) -> KeyfobAuth:
+        """:meth:`authorize` for asyncio programs."""
+        clock = options.get("clock", time.time)
+        endpoint, tokens = await authorize_async(
+            issuer,
+            client_id,
+            client_secret=client_secret,
+            scope=scope,
+            open_browser=open_browser,
+            wait=wait,
+            redirect_path=redirect_path,
+            client=options.get("async_token_client"),
+            request_timeout=options.get("timeout", 8.0),
+            clock=clock,
+        )
         _save(options.get("token_saver"), tokens)
         return cls(endpoint, tokens, **options)
 

@@ -60,7 +60,20 @@ class OAuthTokenEndpoint:
         return self.token_url
 
     def refresh_request(self, refresh_token: str) -> httpx.Request:
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        return self._request({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    def code_request(self, code: str, *, redirect_uri: str, code_verifier: str) -> httpx.Request:
+        """Trade an authorization code (RFC 6749 §4.1.3) with its PKCE verifier (RFC 7636
+        §4.5) for the first token pair."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        return self._request(form)
+
+    def _request(self, form: dict[str, str]) -> httpx.Request:
         headers = dict(_JSON)
         if self.client_secret is None:
             form["client_id"] = self.client_id

@@ -4,9 +4,12 @@
     ├── TokenEndpointError          the token endpoint refused or answered garbage
     │   │                           (status_code, error, description from its JSON)
     │   ├── SessionEnded            invalid_grant on refresh: the session is over, log in again
-    │   └── LoginFailed             invalid_grant on login: wrong username or password
+    │   └── LoginFailed             invalid_grant on login (wrong username or password)
+    │                               or on a code exchange
     ├── TokenEndpointUnavailable    503/429/5xx or network errors until the retries ran out
     ├── TokenSaveError              the token_saver raised: the new tokens were not used
+    ├── AuthorizationFailed         the authorization-code flow stopped before the token
+    │                               request: refused, timed out, or an answer not to trust
     └── TokenFileError              a FileTokenStore file is unreadable or too permissive
 
 These errors come out of the ``httpx`` call that needed the token (``client.get(...)``),
@@ -17,6 +20,7 @@ so a program handles "log in again" in one place. Their messages carry the serve
 from __future__ import annotations
 
 __all__ = [
+    "AuthorizationFailed",
     "ClientError",
     "LoginFailed",
     "SessionEnded",
@@ -54,7 +58,8 @@ class SessionEnded(TokenEndpointError):
 
 
 class LoginFailed(TokenEndpointError):
-    """The login was refused (``invalid_grant``): wrong username or password."""
+    """The login was refused (``invalid_grant``): wrong username or password; or, in the
+    authorization-code flow, the code or its PKCE verifier was refused."""
 
 
 class TokenEndpointUnavailable(ClientError):
@@ -74,6 +79,22 @@ class TokenSaveError(ClientError):
     The new tokens were not used: the auth keeps the previous refresh token, which the
     server honours within its grace window by handing out the same successor again.
     """
+
+
+class AuthorizationFailed(ClientError):
+    """The authorization step of the code flow did not give a code.
+
+    ``error`` is the server's (``access_denied`` when the person said no, RFC 6749
+    §4.1.2.1) or the client's own: ``invalid_metadata`` (the server cannot do the flow
+    safely), ``invalid_state`` / ``invalid_issuer`` (the redirect answers another
+    request or another server: possibly an attack), ``invalid_response``, ``timeout``.
+    """
+
+    def __init__(self, error: str, description: str = "") -> None:
+        self.error = _printable(error, 64)
+        self.description = _printable(description, _MAX_DESCRIPTION)
+        detail = f": {self.description}" if self.description else ""
+        super().__init__(f"authorization failed ({self.error}){detail}")
 
 
 class TokenFileError(ClientError):

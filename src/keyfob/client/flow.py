@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from .endpoints import KeyfobEndpoint, TokenEndpoint
+from .endpoints import KeyfobEndpoint, OAuthTokenEndpoint, TokenEndpoint
 from .errors import (
     LoginFailed,
     SessionEnded,
@@ -29,7 +29,18 @@ from .errors import (
 from .retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 from .tokens import TokenSet, error_of_answer, token_set_from_answer
 
-__all__ = ["Answer", "Flow", "Wait", "login_flow", "refresh_flow", "run_async", "run_sync"]
+__all__ = [
+    "Answer",
+    "Flow",
+    "Wait",
+    "code_flow",
+    "fetch_async",
+    "fetch_sync",
+    "login_flow",
+    "refresh_flow",
+    "run_async",
+    "run_sync",
+]
 
 logger = logging.getLogger("keyfob.client")
 
@@ -108,8 +119,28 @@ def login_flow(
 ) -> Flow:
     """Log in once (``POST /auth/login`` with ``transport: "body"``). Not retried: each
     successful login makes a session, so a lost answer must not make two."""
+    return _first_pair_flow(endpoint.login_request(username, password), clock)
+
+
+def code_flow(
+    endpoint: OAuthTokenEndpoint,
+    code: str,
+    *,
+    redirect_uri: str,
+    code_verifier: str,
+    clock: Callable[[], float],
+) -> Flow:
+    """Trade an authorization code for the first pair. Not retried: a code is single-use,
+    and a second presentation makes the server revoke what the first one got (RFC 6749
+    §4.1.2), so a retry after a lost answer would end the very session it was after."""
+    request = endpoint.code_request(code, redirect_uri=redirect_uri, code_verifier=code_verifier)
+    return _first_pair_flow(request, clock)
+
+
+def _first_pair_flow(request: httpx.Request, clock: Callable[[], float]) -> Flow:
+    """One request that starts a session; ``invalid_grant`` is :class:`LoginFailed`."""
     try:
-        answer = yield endpoint.login_request(username, password)
+        answer = yield request
     except httpx.TransportError as exc:
         raise TokenEndpointUnavailable(type(exc).__name__, attempts=1) from exc
     assert answer is not None
@@ -168,6 +199,20 @@ async def run_async(
             except StopIteration as done:
                 result: TokenSet = done.value
                 return result
+
+
+def fetch_sync(request: httpx.Request, client: httpx.Client | None, timeout: float) -> Answer:
+    """Send one request that is not a token request (metadata), with the same limits."""
+    with _sync_client(client, timeout) as http:
+        return _send_sync(http, request)
+
+
+async def fetch_async(
+    request: httpx.Request, client: httpx.AsyncClient | None, request_timeout: float
+) -> Answer:
+    """:func:`fetch_sync` in the running event loop."""
+    async with _async_client(client, request_timeout) as http:
+        return await _send_async(http, request)
 
 
 # Refreshes are rare (once per access-token lifetime), so without a client of the
