@@ -281,15 +281,20 @@ def day_clock(count: int, k: int) -> Callable[[int], float]:
     return lambda i: NOW + i * DAY_INTERVAL / count + k * DAY_INTERVAL
 
 
-async def a_day_of_refreshes(admin_dsn: str, count: int) -> dict[str, float]:
+async def a_day_of_refreshes(admin_dsn: str, count: int) -> dict[str, Any]:
     """``count`` sessions refreshed every 15 minutes for a simulated day, shipped schema:
-    the share of HOT updates and the WAL per refresh, day boundaries included."""
+    the share of HOT updates and the WAL per refresh, day boundaries included, with the
+    WAL broken down by record type (pg_walinspect, shipped with PostgreSQL 15)."""
     dsn = await new_database(admin_dsn)
     conn = await asyncpg.connect(dsn)
     store = PostgresStore(dsn, pool_max=1)
-    await store.open()
     try:
-        await conn.execute("ALTER TABLE sessions SET (autovacuum_enabled = false)")
+        # WAL positions are the whole server's: no autovacuum of the other variants'
+        # databases may write meanwhile.
+        await conn.execute("ALTER SYSTEM SET autovacuum = off")
+        await conn.execute("SELECT pg_reload_conf()")
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        await store.open()
         sessions = [session(secrets.token_urlsafe(16), f"u{i % 100}", NOW) for i in range(count)]
         for s in sessions:
             await store.create_session(s)
@@ -299,6 +304,7 @@ async def a_day_of_refreshes(admin_dsn: str, count: int) -> dict[str, float]:
         before = await lsn(conn)
         for k in range(1, DAY_ROTATIONS + 1):
             await rotate_all(store, sessions, counters, day_clock(count, k))
+        after = await lsn(conn)
         wal = await wal_since(conn, before)
         await store.close()
         rotations = count * DAY_ROTATIONS
@@ -309,15 +315,31 @@ async def a_day_of_refreshes(admin_dsn: str, count: int) -> dict[str, float]:
                 NOW + IDLE_TTL,
             )
         )
+        records = await conn.fetch(
+            'SELECT "resource_manager/record_type" AS kind, count, combined_size '
+            "FROM pg_get_wal_stats($1::text::pg_lsn, $2::text::pg_lsn, true) "
+            "WHERE count > 0 ORDER BY combined_size DESC",
+            before,
+            after,
+        )
         return {
             "sessions": count,
             "rotations": rotations,
             "hot_ratio": hot / max(1, updated),
             "wal_per_refresh": wal / rotations,
             "sessions_whose_day_changed": day_changes,
+            "wal_by_record": {
+                r["kind"]: {
+                    "count": r["count"],
+                    "bytes_per_refresh": r["combined_size"] / rotations,
+                }
+                for r in records
+            },
         }
     finally:
         await store.close()
+        await conn.execute("ALTER SYSTEM RESET autovacuum")
+        await conn.execute("SELECT pg_reload_conf()")
         await conn.close()
 
 
@@ -425,6 +447,8 @@ def main() -> None:
         f"rotations): {day['hot_ratio']:.1%} HOT, {day['wal_per_refresh']:.0f} B WAL/refresh, "
         f"{day['sessions_whose_day_changed']} sessions' expiry day moved"
     )
+    for kind, rec in day["wal_by_record"].items():
+        print(f"  {kind:<28} {rec['count']:>8} records {rec['bytes_per_refresh']:>7.1f} B/refresh")
     print(
         f"migration 0004 on {mig['sessions']} sessions: {mig['seconds']:.2f} s; heap "
         f"{mig['heap_mib_before']:.1f} -> {mig['heap_mib_after']:.1f} MiB, rows/page "
