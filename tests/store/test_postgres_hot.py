@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -39,9 +39,19 @@ EXPRESSION_INDEX = (
 )
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    """A server for this module alone. Pruning the dead row versions a HOT update needs
+    room from depends on the whole server: a transaction another test left open there,
+    in any database, can make PostgreSQL keep them for a while, and the next update of
+    the page then cannot be HOT."""
+    with PostgresServer() as own:
+        yield own
+
+
 @pytest.fixture
-async def database(postgres_server: PostgresServer) -> str:
-    return await empty_database(postgres_server, "keyfob_hot")
+async def database(server: PostgresServer) -> str:
+    return await empty_database(server, "keyfob_hot")
 
 
 @pytest.fixture
