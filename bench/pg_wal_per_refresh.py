@@ -19,19 +19,27 @@ replay within grace (refused update + read) and a revocation.
 
 Variants:
 
-- ``shipped``: migration 0001 as is. ``sessions_by_expiry`` indexes
-  ``LEAST(idle_expires_at, absolute_expires_at)`` and every rotation moves
-  ``idle_expires_at``, so no rotation can be a HOT update.
-- ``shipped, fillfactor 90``: the same, with room left on each page.
-- ``no expiry index``: ``sessions_by_expiry`` dropped: nothing a rotation changes is
-  indexed any more.
-- ``no expiry index, fillfactor 90``.
-- ``day-bucket expiry index (trigger)``: the purge's index on an integer column holding
-  the idle deadline's day, which a rotation changes at most once a day.
+- ``0004 (shipped)``: migrations 0001-0004 as shipped. The purge's index is on
+  ``expiry_day``, the day of the session's end, which a rotation changes at most once a
+  day; ``fillfactor = 90``.
+- ``0004 without its fillfactor``: the same with the default fillfactor (100).
+- ``0004 with fillfactor 80``.
+- ``before 0004 (0001-0003)``: 0001's ``sessions_by_expiry`` on
+  ``LEAST(idle_expires_at, absolute_expires_at)`` put back, ``expiry_day`` dropped, the
+  fillfactor reset: every rotation moves ``idle_expires_at``, so none can be HOT.
+- ``no expiry index, fillfactor 90``: nothing a rotation changes is indexed at all, the
+  floor the shipped schema is measured against.
+
+Also: **a day of refreshes** on the shipped schema (``--day-sessions`` sessions, each
+refreshed every 15 minutes for 24 hours of simulated time, passed to ``rotate`` as
+``now``): each session's end crosses midnight once, and that rotation cannot be HOT.
+And **migration 0004 on a populated database** (``--migrate-sessions`` sessions written
+under 0001-0003): how long its table rewrite holds the lock.
 
 Run::
 
     .venv/bin/python bench/pg_wal_per_refresh.py [--sessions 1000] [--passes 5] [--json]
+        [--day-sessions 1000] [--migrate-sessions 100000]
 
 A throwaway PostgreSQL server is started (tests/services.py: fsync off, which does not
 change WAL volume, but ``full_page_writes`` on as in production) and removed afterwards.
@@ -46,8 +54,10 @@ import json
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -58,34 +68,29 @@ except ImportError:  # a plain checkout: measure the source tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from keyfob.core.models import DeviceInfo, Session
+from keyfob.store.migrations import load_migrations
 from keyfob.store.postgres import PostgresStore
+from keyfob.store.postgres.schema import apply_migrations
 
 NOW = time.time()
 IDLE_TTL = 7 * 86400.0
 ABSOLUTE_TTL = 30 * 86400.0
 
+# DDL run on the freshly migrated, empty tables before the sessions are created.
 VARIANTS: dict[str, list[str]] = {
-    "shipped": [],
-    "shipped, fillfactor 90": ["ALTER TABLE sessions SET (fillfactor = 90)"],
-    "no expiry index": ["DROP INDEX sessions_by_expiry"],
-    "no expiry index, fillfactor 90": [
-        "DROP INDEX sessions_by_expiry",
-        "ALTER TABLE sessions SET (fillfactor = 90)",
+    "0004 (shipped)": [],
+    "0004 without its fillfactor": ["ALTER TABLE sessions RESET (fillfactor)"],
+    "0004 with fillfactor 80": ["ALTER TABLE sessions SET (fillfactor = 80)"],
+    "before 0004 (0001-0003)": [
+        "DROP INDEX sessions_by_expiry_day",
+        "ALTER TABLE sessions DROP COLUMN expiry_day, RESET (fillfactor)",
+        "CREATE INDEX sessions_by_expiry ON sessions (LEAST(idle_expires_at, absolute_expires_at))",
     ],
-    # The purge keeps an index, on a column whose value changes once a day per session at
-    # most: PostgreSQL compares old and new values of indexed columns, so a rotation that
-    # leaves the day unchanged stays HOT. Filled by a trigger here so that the shipped
-    # rotate statement can be measured unchanged; a migration would set it in the UPDATE.
-    "day-bucket expiry index (trigger)": [
-        "DROP INDEX sessions_by_expiry",
-        "ALTER TABLE sessions ADD COLUMN idle_day integer",
-        "CREATE INDEX sessions_by_idle_day ON sessions (idle_day)",
-        "CREATE FUNCTION set_idle_day() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN NEW.idle_day := floor(NEW.idle_expires_at / 86400); RETURN NEW; END $$",
-        "CREATE TRIGGER sessions_idle_day BEFORE INSERT OR UPDATE ON sessions "
-        "FOR EACH ROW EXECUTE FUNCTION set_idle_day()",
-    ],
+    "no expiry index, fillfactor 90": ["DROP INDEX sessions_by_expiry_day"],
 }
+#: A refresh every 15 minutes (the default access-token lifetime) for a day.
+DAY_INTERVAL = 900.0
+DAY_ROTATIONS = 96
 
 
 @dataclass
@@ -133,12 +138,42 @@ async def wal_since(conn: asyncpg.Connection[asyncpg.Record], before: str) -> in
     )
 
 
+async def new_database(admin_dsn: str) -> str:
+    """A new, empty database on the server; its DSN."""
+    db = f"wal_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{db}"')
+    finally:
+        await admin.close()
+    return admin_dsn.rsplit("/", 1)[0] + f"/{db}"
+
+
+async def update_counts(conn: asyncpg.Connection[asyncpg.Record], expected: int) -> tuple[int, int]:
+    """(updates, HOT updates) of ``sessions``, once the statistics count ``expected``
+    updates (a closed store's backends hand their counts over as they exit)."""
+    deadline = time.monotonic() + 10
+    while True:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = await conn.fetchrow(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'sessions'"
+        )
+        assert row is not None
+        if row["n_tup_upd"] >= expected or time.monotonic() > deadline:
+            return int(row["n_tup_upd"]), int(row["n_tup_hot_upd"])
+        await asyncio.sleep(0.05)
+
+
 async def rotate_all(
-    store: PostgresStore, sessions: list[Session], counters: dict[str, int]
+    store: PostgresStore,
+    sessions: list[Session],
+    counters: dict[str, int],
+    clock: Callable[[int], float] | None = None,
 ) -> float:
+    """Rotate every session once; ``clock(i)`` is the i-th rotation's time (default: now)."""
     started = time.perf_counter()
-    for s in sessions:
-        now = time.time()
+    for i, s in enumerate(sessions):
+        now = time.time() if clock is None else clock(i)
         done = await store.rotate(
             s.sid, counter=counters[s.sid], secret_hash=s.secret_hash, now=now, idle_ttl=IDLE_TTL
         )
@@ -150,11 +185,7 @@ async def rotate_all(
 async def measure_variant(
     admin_dsn: str, name: str, ddl: list[str], count: int, passes: int
 ) -> Result:
-    db = f"wal_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    await admin.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{db}"
+    dsn = await new_database(admin_dsn)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("ALTER SYSTEM SET autovacuum = off")
@@ -180,24 +211,20 @@ async def measure_variant(
             took += await rotate_all(store, sessions, counters)
         steady = await wal_since(conn, before)
         await store.close()  # its backend exits and flushes its statistics
-        await asyncio.sleep(0.5)
-        await conn.execute("SELECT pg_stat_clear_snapshot()")
-        row = await conn.fetchrow(
-            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'sessions'"
-        )
+        rotations = count * (passes + 1)
+        updated, hot = await update_counts(conn, rotations)
         sizes = await conn.fetchrow(
             "SELECT pg_relation_size('sessions') AS heap, pg_indexes_size('sessions') AS indexes"
         )
-        rotations = count * (passes + 1)
-        assert row is not None and sizes is not None
+        assert sizes is not None
         return Result(
             variant=name,
             sessions=count,
             rotations=rotations,
             wal_first_touch=first_touch / count,
             wal_steady=steady / (count * passes),
-            rows_updated_per_rotation=row["n_tup_upd"] / rotations,
-            hot_ratio=row["n_tup_hot_upd"] / max(1, row["n_tup_upd"]),
+            rows_updated_per_rotation=updated / rotations,
+            hot_ratio=hot / max(1, updated),
             heap_kib=sizes["heap"] // 1024,
             indexes_kib=sizes["indexes"] // 1024,
             us_per_rotation=1e6 * took / (count * passes),
@@ -210,11 +237,7 @@ async def measure_variant(
 
 async def other_operations(admin_dsn: str) -> dict[str, float]:
     """WAL bytes of a login, a replay within grace and a revocation, shipped schema."""
-    db = f"wal_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    await admin.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{db}"
+    dsn = await new_database(admin_dsn)
     store = PostgresStore(dsn, pool_max=1)
     await store.open()
     conn = await asyncpg.connect(dsn)
@@ -253,7 +276,122 @@ async def other_operations(admin_dsn: str) -> dict[str, float]:
         await store.close()
 
 
-async def run(dsn: str, count: int, passes: int) -> tuple[list[Result], dict[str, float], str]:
+def day_clock(count: int, k: int) -> Callable[[int], float]:
+    """The time of session i's k-th refresh in a day of 15-minute refreshes."""
+    return lambda i: NOW + i * DAY_INTERVAL / count + k * DAY_INTERVAL
+
+
+async def a_day_of_refreshes(admin_dsn: str, count: int) -> dict[str, Any]:
+    """``count`` sessions refreshed every 15 minutes for a simulated day, shipped schema:
+    the share of HOT updates and the WAL per refresh, day boundaries included, with the
+    WAL broken down by record type (pg_walinspect, shipped with PostgreSQL 15)."""
+    dsn = await new_database(admin_dsn)
+    conn = await asyncpg.connect(dsn)
+    store = PostgresStore(dsn, pool_max=1)
+    try:
+        # WAL positions are the whole server's: no autovacuum of the other variants'
+        # databases may write meanwhile.
+        await conn.execute("ALTER SYSTEM SET autovacuum = off")
+        await conn.execute("SELECT pg_reload_conf()")
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        await store.open()
+        sessions = [session(secrets.token_urlsafe(16), f"u{i % 100}", NOW) for i in range(count)]
+        for s in sessions:
+            await store.create_session(s)
+        counters = {s.sid: 0 for s in sessions}
+        # Session i refreshes at NOW + i * 900 / count + k * 900: the sessions' ends cross
+        # midnight at different rotations, as real users' do.
+        before = await lsn(conn)
+        for k in range(1, DAY_ROTATIONS + 1):
+            await rotate_all(store, sessions, counters, day_clock(count, k))
+        after = await lsn(conn)
+        wal = await wal_since(conn, before)
+        await store.close()
+        rotations = count * DAY_ROTATIONS
+        updated, hot = await update_counts(conn, rotations)
+        day_changes = int(
+            await conn.fetchval(
+                "SELECT count(*) FROM sessions WHERE expiry_day <> floor($1::float8 / 86400)",
+                NOW + IDLE_TTL,
+            )
+        )
+        records = await conn.fetch(
+            'SELECT "resource_manager/record_type" AS kind, count, combined_size '
+            "FROM pg_get_wal_stats($1::text::pg_lsn, $2::text::pg_lsn, true) "
+            "WHERE count > 0 ORDER BY combined_size DESC",
+            before,
+            after,
+        )
+        return {
+            "sessions": count,
+            "rotations": rotations,
+            "hot_ratio": hot / max(1, updated),
+            "wal_per_refresh": wal / rotations,
+            "sessions_whose_day_changed": day_changes,
+            "wal_by_record": {
+                r["kind"]: {
+                    "count": r["count"],
+                    "bytes_per_refresh": r["combined_size"] / rotations,
+                }
+                for r in records
+            },
+        }
+    finally:
+        await store.close()
+        await conn.execute("ALTER SYSTEM RESET autovacuum")
+        await conn.execute("SELECT pg_reload_conf()")
+        await conn.close()
+
+
+async def migrate_populated(admin_dsn: str, count: int) -> dict[str, float]:
+    """Migration 0004 applied to a database holding ``count`` sessions written under
+    0001-0003: how long it takes (its rewrite holds sessions' ACCESS EXCLUSIVE lock the
+    whole time), and the heap's size and rows per page before and after."""
+    dsn = await new_database(admin_dsn)
+    conn = await asyncpg.connect(dsn)
+    migrations = load_migrations("postgresql")
+    try:
+        await apply_migrations(conn, migrations[:3], statement_timeout=0)
+        await conn.execute(
+            "INSERT INTO sessions (sid, user_id, client_id, scope, secret_hash, counter, "
+            "created_at, last_used_at, idle_expires_at, absolute_expires_at, user_agent, ip) "
+            "SELECT md5(i::text), 'u' || (i % 1000), 'keyfob', '', "
+            "decode(md5(i::text) || md5((-i)::text), 'hex'), 0, "
+            "$1::float8, $1, $1 + $2, $1 + $3, $4, '10.0.0.1' "
+            "FROM generate_series(1, $5) AS i",
+            NOW,
+            IDLE_TTL,
+            ABSOLUTE_TTL,
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+            count,
+        )
+        await conn.execute("VACUUM ANALYZE sessions")
+        await conn.execute("CHECKPOINT")
+        heap = "SELECT pg_relation_size('sessions')"
+        per_page = (
+            "SELECT avg(n) FROM (SELECT count(*) AS n FROM sessions "
+            "GROUP BY (ctid::text::point)[0]) AS pages"
+        )
+        heap_before, rows_before = await conn.fetchval(heap), await conn.fetchval(per_page)
+        started = time.perf_counter()
+        await apply_migrations(conn, migrations[:4], statement_timeout=0)
+        took = time.perf_counter() - started
+        heap_after, rows_after = await conn.fetchval(heap), await conn.fetchval(per_page)
+        return {
+            "sessions": count,
+            "seconds": took,
+            "heap_mib_before": heap_before / 2**20,
+            "heap_mib_after": heap_after / 2**20,
+            "rows_per_page_before": float(rows_before),
+            "rows_per_page_after": float(rows_after),
+        }
+    finally:
+        await conn.close()
+
+
+async def run(
+    dsn: str, count: int, passes: int, day_sessions: int, migrate_sessions: int
+) -> dict[str, Any]:
     conn = await asyncpg.connect(dsn)
     version = str(await conn.fetchval("SHOW server_version"))
     fpw = str(await conn.fetchval("SHOW full_page_writes"))
@@ -261,43 +399,60 @@ async def run(dsn: str, count: int, passes: int) -> tuple[list[Result], dict[str
     results = [
         await measure_variant(dsn, name, ddl, count, passes) for name, ddl in VARIANTS.items()
     ]
-    others = await other_operations(dsn)
-    return results, others, f"PostgreSQL {version}, full_page_writes={fpw}"
+    return {
+        "server": f"PostgreSQL {version}, full_page_writes={fpw}",
+        "variants": [asdict(r) for r in results],
+        "others": await other_operations(dsn),
+        "day": await a_day_of_refreshes(dsn, day_sessions),
+        "migration": await migrate_populated(dsn, migrate_sessions),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--passes", type=int, default=5, help="steady-state rotations per session")
+    parser.add_argument("--day-sessions", type=int, default=1000)
+    parser.add_argument("--migrate-sessions", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     from tests.services import PostgresServer
 
     with PostgresServer(extra_settings={"full_page_writes": "on"}) as pg:
-        results, others, server = asyncio.run(run(pg.dsn(), args.sessions, args.passes))
-    if args.json:
-        print(
-            json.dumps(
-                {"server": server, "variants": [asdict(r) for r in results], "others": others},
-                indent=2,
-            )
+        out = asyncio.run(
+            run(pg.dsn(), args.sessions, args.passes, args.day_sessions, args.migrate_sessions)
         )
+    if args.json:
+        print(json.dumps(out, indent=2))
         return
-    print(f"{server}; {args.sessions} sessions, 1 + {args.passes} rotations each\n")
+    print(f"{out['server']}; {args.sessions} sessions, 1 + {args.passes} rotations each\n")
     print(
         f"{'variant':<34} {'WAL B/refresh':>13} {'after ckpt':>10} {'rows/refresh':>12} "
         f"{'HOT':>6} {'heap KiB':>9} {'idx KiB':>8} {'µs':>6}"
     )
-    for r in results:
+    for r in out["variants"]:
         print(
-            f"{r.variant:<34} {r.wal_steady:>13.0f} {r.wal_first_touch:>10.0f} "
-            f"{r.rows_updated_per_rotation:>12.2f} {r.hot_ratio:>6.0%} {r.heap_kib:>9} "
-            f"{r.indexes_kib:>8} {r.us_per_rotation:>6.0f}"
+            f"{r['variant']:<34} {r['wal_steady']:>13.0f} {r['wal_first_touch']:>10.0f} "
+            f"{r['rows_updated_per_rotation']:>12.2f} {r['hot_ratio']:>6.1%} "
+            f"{r['heap_kib']:>9} {r['indexes_kib']:>8} {r['us_per_rotation']:>6.0f}"
         )
+    others, day, mig = out["others"], out["day"], out["migration"]
     print(
         f"\nshipped schema, WAL bytes per operation: login (insert) {others['login']:.0f}, "
         f"replay within grace {others['replay_within_grace']:.0f}, revoke {others['revoke']:.0f}"
+    )
+    print(
+        f"a day of 15-minute refreshes, {day['sessions']} sessions ({day['rotations']} "
+        f"rotations): {day['hot_ratio']:.1%} HOT, {day['wal_per_refresh']:.0f} B WAL/refresh, "
+        f"{day['sessions_whose_day_changed']} sessions' expiry day moved"
+    )
+    for kind, rec in day["wal_by_record"].items():
+        print(f"  {kind:<28} {rec['count']:>8} records {rec['bytes_per_refresh']:>7.1f} B/refresh")
+    print(
+        f"migration 0004 on {mig['sessions']} sessions: {mig['seconds']:.2f} s; heap "
+        f"{mig['heap_mib_before']:.1f} -> {mig['heap_mib_after']:.1f} MiB, rows/page "
+        f"{mig['rows_per_page_before']:.1f} -> {mig['rows_per_page_after']:.1f}"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -11,8 +12,13 @@ from starlette.applications import Starlette
 from keyfob import Settings
 from keyfob.exceptions import StoreUnavailable
 from keyfob.server import RateLimits, create_app
+from keyfob.store.migrations import load_migrations
+from keyfob.store.postgres import PostgresStore
+from keyfob.store.postgres.schema import apply_migrations
 from keyfob.testing import FrozenClock, MemoryStore
+from tests.services import PostgresServer
 
+from ..store.test_postgres_store import empty_database
 from .conftest import running
 
 
@@ -55,6 +61,28 @@ async def test_readyz_checks_store_keys_and_migrations(client: httpx.AsyncClient
         "status": "ok",
         "checks": {"migrations": "ok", "store": "ok", "signing_keys": "ok"},
     }
+
+
+@pytest.mark.postgres
+async def test_readyz_after_the_start_upgraded_a_postgres_database(
+    postgres_server: PostgresServer, settings: Settings, clock: FrozenClock
+) -> None:
+    """A PostgreSQL database last migrated by a keyfob without 0004: the server's start
+    applies what is missing, and /readyz then reports the migrations current."""
+    dsn = await empty_database(postgres_server, "keyfob_readyz")
+    migrations = load_migrations("postgresql")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn, migrations[:3], statement_timeout=0)
+        async with running(create_app(settings, PostgresStore(dsn), clock)) as client:
+            r = await client.get("/readyz")
+            ledger = await conn.fetch("SELECT name FROM keyfob_migrations ORDER BY version")
+        assert r.status_code == 200, r.text
+        assert r.json()["checks"]["migrations"] == "ok"
+        assert [row["name"] for row in ledger] == [m.name for m in migrations]
+        assert "0004_hot_refresh" in [m.name for m in migrations]
+    finally:
+        await conn.close()
 
 
 async def test_readyz_is_503_while_the_store_is_down(

@@ -784,6 +784,34 @@ class StoreContract(ClientRegistryContract):
         for sid, session in kept.items():
             assert await store.get_session(sid) == session
 
+    async def test_purge_follows_an_end_a_rotation_moved(self, store: Store) -> None:
+        """A rotation moves a session's end across midnight UTC, forward (a refresh) or
+        back (an idle TTL shortened since the last one): the purge takes the session at
+        its new end, not before. (PostgreSQL's purge finds sessions by the day of their
+        end, which a rotation must keep up to date: migration 0004.)"""
+        midnight = (NOW // 86400 + 2) * 86400
+        await store.create_session(make_session("later", idle_expires_at=midnight - 60))
+        await store.create_session(make_session("sooner", idle_expires_at=midnight + 3600))
+        later = await store.rotate(
+            "later", counter=0, secret_hash=SECRET_HASH, now=midnight - 120, idle_ttl=3600
+        )
+        sooner = await store.rotate(
+            "sooner", counter=0, secret_hash=SECRET_HASH, now=midnight - 600, idle_ttl=300
+        )
+        assert later is not None and later.idle_expires_at > midnight
+        assert sooner is not None and sooner.idle_expires_at < midnight
+
+        def purge(now: float) -> Awaitable[int]:
+            return store.purge_sessions(now=now, revoked_before=NOW, limit=10)
+
+        assert await purge(sooner.idle_expires_at - 1) == 0
+        assert await purge(sooner.idle_expires_at) == 1
+        assert await store.get_session("sooner") is None
+        assert await purge(later.idle_expires_at - 1) == 0
+        assert await store.get_session("later") == later
+        assert await purge(later.idle_expires_at) == 1
+        assert await store.count_sessions() == 0
+
     async def test_purge_with_nothing_to_do(self, store: Store) -> None:
         """purge_sessions on live sessions deletes nothing."""
         await store.create_session(make_session())

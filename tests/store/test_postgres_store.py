@@ -129,7 +129,7 @@ class TestPostgresStore(StoreContract):
             "keyfob_migrations",
             "sessions_by_user",
             "sessions_by_revoked_at",
-            "sessions_by_expiry",
+            "sessions_by_expiry_day",
             "users_username_key_unique",
             "events_by_user",
             "events_by_sid",

@@ -326,8 +326,12 @@ class PostgresStore(PostgresWebhooks):
         return [RevokedSession(r[0], r[1], r[2]) for r in found]
 
     async def purge_sessions(self, *, now: float, revoked_before: float, limit: int) -> int:
-        status = await self._execute(sql.PURGE, float(now), float(revoked_before), max(limit, 0))
-        return int(status.rsplit(" ", 1)[-1])  # "DELETE <count>"
+        limit = max(limit, 0)
+        purged = _deleted(await self._execute(sql.PURGE_EXPIRED, float(now), limit))
+        if purged < limit:
+            status = await self._execute(sql.PURGE_REVOKED, float(revoked_before), limit - purged)
+            purged += _deleted(status)
+        return purged
 
     async def count_sessions(self) -> int:
         return int(await self._fetchval(sql.COUNT_SESSIONS))
@@ -502,3 +506,8 @@ async def _all(*steps: Awaitable[object]) -> None:
 
 async def _awaited(step: Awaitable[object]) -> None:
     await step
+
+
+def _deleted(status: str) -> int:
+    """The row count of a ``DELETE <count>`` command status."""
+    return int(status.rsplit(" ", 1)[-1])

@@ -1,0 +1,5 @@
+-- PostgreSQL's 0004 makes refreshes HOT updates by replacing the purge's index with one
+-- on a day column that a rotation rarely changes. SQLite has no HOT update: a rotation
+-- rewrites the row and its index entries whatever they contain, so its purge keeps
+-- 0001's index on min(idle_expires_at, absolute_expires_at) and its query. This file
+-- changes nothing; it keeps the two dialects' migrations numbered alike.
