@@ -6,6 +6,7 @@
     ├── signing_keys  SigningKeys  load, rotate and publish the signing keys   (signing_keys.py)
     ├── verifier      Verifier     access tokens, with no store at all         (verifier.py)
     ├── clients       Clients      the OAuth client registry, client auth      (clients.py)
+    ├── authorization_codes  AuthorizationCodes  make and exchange codes   (authorization_codes.py)
     └── event_log     EventLog     the security-event log                      (events.py)
 
 The rules live in :mod:`keyfob.core`; the parts add only what needs I/O. The manager
@@ -21,8 +22,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .accounts import Accounts
+from .authorization_codes import AuthorizationCodes
 from .clients import Clients
 from .core.access_tokens import AccessTokenSigner
+from .core.authorization_codes import CodeExchange
 from .core.clients import Client, ClientCredentials
 from .core.clock import Clock, SystemClock
 from .core.introspection import INACTIVE, access_token_info, refresh_token_info
@@ -138,6 +141,15 @@ class SessionManager:
             on_reuse=on_reuse,
         )
         self.clients = Clients(store, clock=self.clock, leeway=settings.leeway)
+        self.authorization_codes = AuthorizationCodes(
+            store,
+            self.event_log,
+            clock=self.clock,
+            get_client=self.clients.get,
+            issue=self._issue_for_code,
+            revoke=self._revoke_for_code,
+            reuse_hook=lambda: self.sessions.on_reuse,
+        )
         self._revocations_synced_at: float | None = None
         self._revocation_marker: object = None
         self._started = False
@@ -334,8 +346,65 @@ class SessionManager:
         return await self.sessions.list_sessions(user_id)
 
     async def purge(self, *, batch: int = 1000, max_batches: int | None = None) -> int:
-        """Delete expired and long-revoked sessions in batches; return how many went."""
-        return await self.sessions.purge(batch=batch, max_batches=max_batches)
+        """Delete expired and long-revoked sessions, and long-expired authorization
+        codes, in batches of each; return how many went."""
+        sessions = await self.sessions.purge(batch=batch, max_batches=max_batches)
+        codes = await self.authorization_codes.purge(batch=batch, max_batches=max_batches)
+        return sessions + codes
+
+    # authorization codes (RFC 6749 §4.1, RFC 7636)
+
+    async def create_authorization_code(
+        self,
+        *,
+        user_id: str,
+        client_id: str,
+        redirect_uri: str,
+        scope: str,
+        code_challenge: str | None,
+        nonce: str | None,
+        auth_time: float,
+    ) -> str:
+        """A single-use code (60 s) bound to all of these; the text to put in the redirect.
+
+        The request is checked against the client's registration once more (grant,
+        redirect URI, scope, PKCE), so no code can be made that its registration does
+        not allow: :class:`InvalidClient`, :class:`UnauthorizedClient`,
+        :class:`InvalidRequest` or :class:`InvalidScope` say what is wrong.
+        """
+        return await self.authorization_codes.create(
+            user_id=user_id,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            code_challenge=code_challenge,
+            nonce=nonce,
+            auth_time=auth_time,
+        )
+
+    async def exchange_authorization_code(
+        self,
+        code: str,
+        *,
+        client: Client,
+        redirect_uri: str | None,
+        code_verifier: str | None,
+        device: DeviceInfo | None = None,
+    ) -> CodeExchange:
+        """RFC 6749 §4.1.3 + RFC 7636 §4.6; InvalidGrant on any mismatch; a second use of a
+        code revokes the session issued from it. Returns the tokens and what the id_token needs.
+
+        ``client`` is the client the token request authenticated as
+        (:meth:`authenticate_client`). A failed exchange spends the code as well
+        (:mod:`keyfob.authorization_codes` says why).
+        """
+        return await self.authorization_codes.exchange(
+            code,
+            client=client,
+            redirect_uri=redirect_uri,
+            code_verifier=code_verifier,
+            device=device,
+        )
 
     # OAuth clients and their token operations (RFC 7009, RFC 7662)
 
@@ -546,6 +615,14 @@ class SessionManager:
             self._signal_revocations()
         if sids and self.revocation_feed is not None:
             await self.revocation_feed.publish(sids)
+
+    async def _issue_for_code(
+        self, user_id: str, client_id: str, scope: str, device: DeviceInfo | None
+    ) -> TokenPair:
+        return await self.sessions.issue(user_id, client_id=client_id, scope=scope, device=device)
+
+    async def _revoke_for_code(self, sid: str, reason: RevokeReason) -> bool:
+        return await self.sessions.revoke_session(sid, reason=reason)
 
     def _use_keys(self, keys: KeySet) -> None:
         if self._verifier is not None:

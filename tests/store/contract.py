@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from keyfob.core.authorization_codes import AuthorizationCode
 from keyfob.core.clients import Client, hash_client_secret
 from keyfob.core.keys import KeyRecord
 from keyfob.core.models import (
@@ -251,7 +252,141 @@ class ClientRegistryContract:
         assert not await other_store.use_assertion_id("c1", "j", expires_at=NOW + 60, now=NOW)
 
 
-class StoreContract(ClientRegistryContract):
+def make_code(
+    code_hash: bytes = b"\x01" * 32,
+    *,
+    client_id: str = "c1",
+    created_at: float = NOW,
+    **changes: Any,
+) -> AuthorizationCode:
+    """An unused authorization code of ``client_id``, valid for 60 s."""
+    base = AuthorizationCode(
+        code_hash=code_hash,
+        client_id=client_id,
+        user_id="u1",
+        redirect_uri="https://app.example/cb",
+        scope="openid read",
+        code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        nonce="n-0S6_WzA2Mj",
+        auth_time=created_at - 3.5,
+        created_at=created_at,
+        expires_at=created_at + 60,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+class AuthorizationCodeContract:
+    """Authorization codes: kept as hashes, bound to a registered client, used once."""
+
+    async def test_code_round_trip(self, store: Store) -> None:
+        """A code reads back exactly, with or without a challenge and a nonce."""
+        await store.create_client(make_client())
+        code = make_code()
+        bare = make_code(b"\x02" * 32, code_challenge=None, nonce=None, scope="")
+        await store.create_authorization_code(code)
+        await store.create_authorization_code(bare)
+        assert await store.get_authorization_code(code.code_hash) == code
+        assert await store.get_authorization_code(bare.code_hash) == bare
+        assert await store.get_authorization_code(b"\x03" * 32) is None
+
+    async def test_code_needs_a_registered_client_and_a_new_hash(self, store: Store) -> None:
+        """A code of an unknown client, or with a hash taken, is StoreIntegrityError."""
+        with pytest.raises(StoreIntegrityError):
+            await store.create_authorization_code(make_code())
+        await store.create_client(make_client())
+        await store.create_authorization_code(make_code())
+        with pytest.raises(StoreIntegrityError):
+            await store.create_authorization_code(make_code(user_id="u2"))
+        found = await store.get_authorization_code(make_code().code_hash)
+        assert found is not None and found.user_id == "u1"
+
+    async def test_a_code_is_used_once(self, store: Store) -> None:
+        """The first use records when and by which session; later uses change nothing."""
+        await store.create_client(make_client())
+        code = make_code()
+        await store.create_authorization_code(code)
+        assert await store.use_authorization_code(code.code_hash, now=NOW + 1, sid="s1")
+        assert not await store.use_authorization_code(code.code_hash, now=NOW + 2, sid="s2")
+        assert not await store.use_authorization_code(code.code_hash, now=NOW + 3, sid=None)
+        assert await store.get_authorization_code(code.code_hash) == dataclasses.replace(
+            code, used_at=NOW + 1, sid="s1"
+        )
+        assert not await store.use_authorization_code(b"\x03" * 32, now=NOW, sid="s3")
+
+    async def test_a_failed_presentation_uses_a_code_without_a_session(self, store: Store) -> None:
+        """A use with no session (a failed exchange) spends the code all the same."""
+        await store.create_client(make_client())
+        await store.create_authorization_code(make_code())
+        assert await store.use_authorization_code(make_code().code_hash, now=NOW + 1, sid=None)
+        assert not await store.use_authorization_code(make_code().code_hash, now=NOW, sid="s1")
+        found = await store.get_authorization_code(make_code().code_hash)
+        assert found is not None and (found.used_at, found.sid) == (NOW + 1, None)
+
+    async def test_concurrent_uses_of_one_code_have_one_winner(self, store: Store) -> None:
+        """Of 20 coroutines using one code at once, exactly one gets True, and its sid
+        is the one recorded."""
+        await store.create_client(make_client())
+        await store.create_authorization_code(make_code())
+        results = await asyncio.gather(
+            *(
+                store.use_authorization_code(make_code().code_hash, now=NOW + 1, sid=f"s{i}")
+                for i in range(20)
+            )
+        )
+        assert results.count(True) == 1
+        found = await store.get_authorization_code(make_code().code_hash)
+        assert found is not None and found.sid == f"s{results.index(True)}"
+
+    async def test_purge_deletes_codes_expired_before_a_time(self, store: Store) -> None:
+        """purge_authorization_codes deletes at most ``limit`` codes that expired before
+        ``expired_before``, used or not, and keeps the others."""
+        await store.create_client(make_client())
+        for i in range(5):
+            await store.create_authorization_code(
+                make_code(bytes([i]) * 32, created_at=NOW + 10 * i)
+            )
+        await store.use_authorization_code(bytes([0]) * 32, now=NOW + 1, sid="s0")
+        # Codes 0-2 expired before NOW + 60 + 21 (at +60, +70, +80); 3 and 4 after.
+        assert await store.purge_authorization_codes(expired_before=NOW + 81, limit=2) == 2
+        assert await store.purge_authorization_codes(expired_before=NOW + 81, limit=2) == 1
+        assert await store.purge_authorization_codes(expired_before=NOW + 81, limit=2) == 0
+        for i in range(5):
+            found = await store.get_authorization_code(bytes([i]) * 32)
+            assert (found is None) == (i < 3), i
+
+    async def test_removing_a_client_removes_its_codes(self, store: Store) -> None:
+        """delete_client() takes the client's codes with it; other clients' stay."""
+        await store.create_client(make_client())
+        await store.create_client(make_client("c2"))
+        await store.create_authorization_code(make_code())
+        await store.create_authorization_code(make_code(b"\x02" * 32, client_id="c2"))
+        assert await store.delete_client("c1")
+        assert await store.get_authorization_code(make_code().code_hash) is None
+        assert await store.get_authorization_code(b"\x02" * 32) is not None
+
+    @shared_database
+    async def test_a_code_is_used_once_across_stores(
+        self, store: Store, other_store: Store
+    ) -> None:
+        """Two instances on one database racing to use one code: exactly one wins, and
+        each sees the code (and the winner's session) the other recorded."""
+        await store.create_client(make_client())
+        await other_store.create_authorization_code(make_code())
+        assert await store.get_authorization_code(make_code().code_hash) == make_code()
+        results = await asyncio.gather(
+            *(
+                s.use_authorization_code(make_code().code_hash, now=NOW + 1, sid=f"s{i}")
+                for i, s in enumerate([store, other_store] * 5)
+            )
+        )
+        assert results.count(True) == 1
+        winner = f"s{results.index(True)}"
+        for s in (store, other_store):
+            found = await s.get_authorization_code(make_code().code_hash)
+            assert found is not None and found.sid == winner
+
+
+class StoreContract(ClientRegistryContract, AuthorizationCodeContract):
     """Every behaviour of :class:`keyfob.store.Store` that keyfob relies on."""
 
     #: Whether separate store objects (and processes) can share one database.

@@ -34,6 +34,9 @@ class RevokeReason(enum.StrEnum):
     REUSE_DETECTED = "reuse_detected"
     #: A client revoked one of the session's tokens (RFC 7009).
     TOKEN_REVOKED = "token_revoked"
+    #: The authorization code the session was issued from was presented again
+    #: (RFC 6749 §4.1.2).
+    CODE_REUSED = "code_reused"
 
 
 class ReuseRule(enum.StrEnum):
@@ -45,6 +48,8 @@ class ReuseRule(enum.StrEnum):
     PREVIOUS_GRACE_DISABLED = "previous_token_grace_disabled"
     #: A token two or more rotations old came back.
     OLDER_TOKEN = "older_token"
+    #: An authorization code was presented a second time (RFC 6749 §4.1.2).
+    AUTHORIZATION_CODE = "authorization_code_reused"
 
 
 class EventKind(enum.StrEnum):

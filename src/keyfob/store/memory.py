@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from ..core.authorization_codes import AuthorizationCode
 from ..core.clients import Client
 from ..core.keys import KeyRecord
 from ..core.models import EventKind, SecurityEvent, Session, User
@@ -36,6 +37,7 @@ class MemoryStore(MemoryWebhooks):
         self._clients: dict[str, Client] = {}
         #: (client_id, jti) -> expires_at of used client assertions.
         self._assertions: dict[tuple[str, str], float] = {}
+        self._codes: dict[bytes, AuthorizationCode] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._sessions)} sessions>)"
@@ -228,6 +230,8 @@ class MemoryStore(MemoryWebhooks):
             return False
         for key in [k for k in self._assertions if k[0] == client_id]:
             del self._assertions[key]
+        for code_hash in [h for h, c in self._codes.items() if c.client_id == client_id]:
+            del self._codes[code_hash]
         return True
 
     async def set_client_secret_hash(self, client_id: str, secret_hash: bytes) -> bool:
@@ -248,3 +252,30 @@ class MemoryStore(MemoryWebhooks):
             return False
         self._assertions[(client_id, jti)] = expires_at
         return True
+
+    # authorization codes
+
+    async def create_authorization_code(self, code: AuthorizationCode) -> None:
+        if code.code_hash in self._codes:
+            raise StoreIntegrityError("that authorization code exists already")
+        if code.client_id not in self._clients:
+            raise StoreIntegrityError(f"no client {code.client_id!r} to issue a code to")
+        self._codes[code.code_hash] = code
+
+    async def get_authorization_code(self, code_hash: bytes) -> AuthorizationCode | None:
+        return self._codes.get(code_hash)
+
+    async def use_authorization_code(
+        self, code_hash: bytes, *, now: float, sid: str | None
+    ) -> bool:
+        code = self._codes.get(code_hash)
+        if code is None or code.used_at is not None:
+            return False
+        self._codes[code_hash] = dataclasses.replace(code, used_at=now, sid=sid)
+        return True
+
+    async def purge_authorization_codes(self, *, expired_before: float, limit: int) -> int:
+        doomed = [h for h, c in self._codes.items() if c.expires_at < expired_before][:limit]
+        for code_hash in doomed:
+            del self._codes[code_hash]
+        return len(doomed)

@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ..core.authorization_codes import AuthorizationCode
 from ..core.clients import Client
 from ..core.keys import KeyRecord
 from ..core.models import EventKind, SecurityEvent, Session, User
 from .webhook_records import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 __all__ = [
+    "AuthorizationCodeStore",
     "ClientStore",
     "EventStore",
     "KeyStore",
@@ -164,6 +166,29 @@ class ClientStore(Protocol):
         """
 
 
+class AuthorizationCodeStore(Protocol):
+    """Authorization codes (RFC 6749 §4.1), kept as hashes, each usable once."""
+
+    async def create_authorization_code(self, code: AuthorizationCode) -> None:
+        """Insert a new, unused code; :class:`StoreIntegrityError` if its hash is taken
+        or its client is not registered."""
+
+    async def get_authorization_code(self, code_hash: bytes) -> AuthorizationCode | None:
+        """The code with this hash, used or not, expired or not, until it is purged."""
+
+    async def use_authorization_code(
+        self, code_hash: bytes, *, now: float, sid: str | None
+    ) -> bool:
+        """Mark the code used at ``now`` by the session ``sid`` (``None`` when the
+        presentation issued none); True only if this call did, i.e. the code existed and
+        was unused. Of concurrent callers, across processes, exactly one gets True; the
+        first use's ``used_at`` and ``sid`` are never overwritten."""
+
+    async def purge_authorization_codes(self, *, expired_before: float, limit: int) -> int:
+        """Delete up to ``limit`` codes that expired before ``expired_before``; return
+        how many went."""
+
+
 class WebhookOutbox(Protocol):
     async def enqueue_webhook(
         self, message: WebhookMessage, *, now: float, endpoint_id: str | None = None
@@ -233,7 +258,16 @@ class WebhookStore(WebhookOutbox, Protocol):
 
 
 @runtime_checkable
-class Store(SessionStore, UserStore, EventStore, KeyStore, ClientStore, WebhookStore, Protocol):
+class Store(
+    SessionStore,
+    UserStore,
+    EventStore,
+    KeyStore,
+    ClientStore,
+    AuthorizationCodeStore,
+    WebhookStore,
+    Protocol,
+):
     """Everything keyfob persists. Obtain one with :func:`keyfob.store.open_store`."""
 
     #: The URL scheme this store serves (``memory``, ``sqlite``, ``postgresql``).

@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, Final
 
+from ..core.authorization_codes import AuthorizationCode
 from ..core.clients import AUTH_METHODS, Client
 from ..core.keys import KeyRecord
 from ..core.models import DeviceInfo, EventKind, SecurityEvent, Session, User
@@ -23,12 +24,15 @@ from ..exceptions import StoreIntegrityError
 
 __all__ = [
     "CLIENT_COLUMNS",
+    "CODE_COLUMNS",
     "EVENT_COLUMNS",
     "KEY_COLUMNS",
     "SESSION_COLUMNS",
     "USER_COLUMNS",
     "client",
     "client_values",
+    "code",
+    "code_values",
     "event",
     "event_filters",
     "key",
@@ -56,6 +60,11 @@ KEY_COLUMNS: Final = (
 CLIENT_COLUMNS: Final = (
     "client_id, name, auth_method, redirect_uris, grant_types, scopes, created_at, "
     "secret_hash, jwks, require_pkce, first_party"
+)
+
+CODE_COLUMNS: Final = (
+    "code_hash, client_id, user_id, redirect_uri, scope, code_challenge, nonce, auth_time, "
+    "created_at, expires_at, used_at, sid"
 )
 
 
@@ -237,4 +246,58 @@ def client_values(c: Client) -> tuple[Any, ...]:
         c.jwks,
         c.require_pkce,
         c.first_party,
+    )
+
+
+def code(row: Row) -> AuthorizationCode:
+    """The authorization code in a row of :data:`CODE_COLUMNS`."""
+    (
+        code_hash,
+        client_id,
+        user_id,
+        redirect_uri,
+        scope,
+        code_challenge,
+        nonce,
+        auth_time,
+        created_at,
+        expires_at,
+        used_at,
+        sid,
+    ) = row
+    if not isinstance(code_hash, bytes):
+        raise StoreIntegrityError("an authorization code has an unreadable hash")
+    return AuthorizationCode(
+        code_hash=code_hash,
+        client_id=client_id,
+        user_id=user_id,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        code_challenge=code_challenge,
+        nonce=nonce,
+        # float(): a REAL column can hand back a whole number as an int.
+        auth_time=float(auth_time),
+        created_at=float(created_at),
+        expires_at=float(expires_at),
+        used_at=None if used_at is None else float(used_at),
+        sid=sid,
+    )
+
+
+def code_values(c: AuthorizationCode) -> tuple[Any, ...]:
+    """The values of :data:`CODE_COLUMNS` for a row holding ``c``."""
+    return (
+        c.code_hash,
+        c.client_id,
+        c.user_id,
+        c.redirect_uri,
+        c.scope,
+        c.code_challenge,
+        c.nonce,
+        # float(): asyncpg wants a float for a double precision parameter.
+        float(c.auth_time),
+        float(c.created_at),
+        float(c.expires_at),
+        None if c.used_at is None else float(c.used_at),
+        c.sid,
     )

@@ -40,13 +40,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ..core.authorization_codes import AuthorizationCode
 from ..core.clients import Client
 from ..core.keys import KeyRecord
 from ..core.models import EventKind, SecurityEvent, Session, User
 from ..exceptions import ClientExists, ConfigurationError, UserExists
 from . import rows
 from .protocol import RevokedSession
-from .rows import CLIENT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
+from .rows import (
+    CLIENT_COLUMNS,
+    CODE_COLUMNS,
+    EVENT_COLUMNS,
+    KEY_COLUMNS,
+    SESSION_COLUMNS,
+    USER_COLUMNS,
+)
 from .sqlite_database import (
     SQLiteDatabase,
     Synchronous,
@@ -110,6 +118,19 @@ _USE_ASSERTION = (
     "WHERE client_assertions.expires_at <= :now"
 )
 _FORGET_ASSERTIONS = "DELETE FROM client_assertions WHERE expires_at <= :now"
+_INSERT_CODE = (
+    f"INSERT INTO authorization_codes ({CODE_COLUMNS}) "
+    f"VALUES ({', '.join('?' * len(CODE_COLUMNS.split(',')))})"
+)
+_SELECT_CODE = f"SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = ?"
+# Single use: only the first presentation finds used_at empty.
+_USE_CODE = (
+    "UPDATE authorization_codes SET used_at = ?, sid = ? WHERE code_hash = ? AND used_at IS NULL"
+)
+_PURGE_CODES = (
+    "DELETE FROM authorization_codes WHERE rowid IN "
+    "(SELECT rowid FROM authorization_codes WHERE expires_at < ? LIMIT ?)"
+)
 
 
 class SQLiteStore(SQLiteWebhooks):
@@ -473,6 +494,28 @@ class SQLiteStore(SQLiteWebhooks):
             return bool(conn.execute(_USE_ASSERTION, params).rowcount == 1)
 
         return await self._db.run(lambda conn: write_transaction(conn, use))
+
+    # authorization codes
+
+    async def create_authorization_code(self, code: AuthorizationCode) -> None:
+        params = rows.code_values(code)
+        # A taken hash or an unknown client is an IntegrityError: StoreIntegrityError.
+        await self._db.write(lambda conn: execute(conn, _INSERT_CODE, params))
+
+    async def get_authorization_code(self, code_hash: bytes) -> AuthorizationCode | None:
+        found = await self._db.run(lambda conn: conn.execute(_SELECT_CODE, (code_hash,)).fetchall())
+        return rows.code(found[0]) if found else None
+
+    async def use_authorization_code(
+        self, code_hash: bytes, *, now: float, sid: str | None
+    ) -> bool:
+        params = (now, sid, code_hash)
+        used = await self._db.write(lambda conn: conn.execute(_USE_CODE, params).rowcount)
+        return bool(used == 1)
+
+    async def purge_authorization_codes(self, *, expired_before: float, limit: int) -> int:
+        params = (expired_before, max(limit, 0))
+        return await self._db.run(lambda conn: conn.execute(_PURGE_CODES, params).rowcount)
 
 
 def _update_one(

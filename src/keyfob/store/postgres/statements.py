@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from ..rows import CLIENT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
+from ..rows import (
+    CLIENT_COLUMNS,
+    CODE_COLUMNS,
+    EVENT_COLUMNS,
+    KEY_COLUMNS,
+    SESSION_COLUMNS,
+    USER_COLUMNS,
+)
 
 # Advisory lock keys: "keyfob" in ASCII, then a number per purpose. One keyspace for the
 # whole database cluster, so the prefix keeps clear of other applications' locks.
@@ -132,4 +139,22 @@ USE_ASSERTION: Final = (
     "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) "
     "ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at "
     "WHERE client_assertions.expires_at <= $4 RETURNING 1"
+)
+
+INSERT_CODE: Final = (
+    f"INSERT INTO authorization_codes ({CODE_COLUMNS}) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+)
+SELECT_CODE: Final = f"SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"
+# Single use: of concurrent updates the row lock lets one in first; the others then
+# re-check used_at on the row it wrote (READ COMMITTED), match nothing, return no row.
+USE_CODE: Final = (
+    "UPDATE authorization_codes SET used_at = $2, sid = $3 "
+    "WHERE code_hash = $1 AND used_at IS NULL RETURNING 1"
+)
+# Like the session purge: a batch skips rows another transaction holds.
+PURGE_CODES: Final = (
+    "DELETE FROM authorization_codes WHERE code_hash = ANY(ARRAY("
+    "SELECT code_hash FROM authorization_codes WHERE expires_at < $1 "
+    "LIMIT $2 FOR UPDATE SKIP LOCKED))"
 )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
 
+from ...core.authorization_codes import AuthorizationCode
 from ...core.clients import Client
 from ...core.keys import KeyRecord
 from ...core.models import EventKind, SecurityEvent, Session, User
@@ -488,6 +489,25 @@ class PostgresStore(PostgresWebhooks):
                 sql.USE_ASSERTION, client_id, jti, float(expires_at), float(now)
             )
         return used is not None
+
+    # authorization codes
+
+    async def create_authorization_code(self, code: AuthorizationCode) -> None:
+        await self._execute(sql.INSERT_CODE, *rows.code_values(code))
+
+    async def get_authorization_code(self, code_hash: bytes) -> AuthorizationCode | None:
+        row = await self._fetchrow(sql.SELECT_CODE, code_hash)
+        return None if row is None else rows.code(row)
+
+    async def use_authorization_code(
+        self, code_hash: bytes, *, now: float, sid: str | None
+    ) -> bool:
+        used = await self._fetchval(sql.USE_CODE, code_hash, float(now), sid)
+        return used is not None
+
+    async def purge_authorization_codes(self, *, expired_before: float, limit: int) -> int:
+        status = await self._execute(sql.PURGE_CODES, float(expired_before), max(limit, 0))
+        return int(status.rsplit(" ", 1)[-1])  # "DELETE <count>"
 
 
 async def _all(*steps: Awaitable[object]) -> None:
