@@ -4,18 +4,24 @@ served here by a tiny HTTP server on another origin that receives the code."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
-import json
 import threading
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
+
+from keyfob import Settings
+from keyfob.core.authorization_codes import CodeExchange
+from keyfob.manager import SessionManager
+from keyfob.store import open_store
 
 from .conftest import Server
 
@@ -51,7 +57,7 @@ def callback(keyfob_server: Server) -> Iterator[Callback]:
     state: dict[str, Callback] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             cb = state["cb"]
             if self.path.startswith("/callback"):
                 cb.requests.append(self.path)
@@ -87,13 +93,12 @@ def callback(keyfob_server: Server) -> Iterator[Callback]:
 
 def setup(server: Server, callback: Callback, *extra: str) -> str:
     """Register the user and the client; the authorization URL."""
-    request = urllib.request.Request(
+    registered = httpx.post(
         server.url + "/auth/register",
-        data=json.dumps({"username": USERNAME, "password": PASSWORD}).encode(),
-        headers={"Content-Type": "application/json"},
+        json={"username": USERNAME, "password": PASSWORD},
+        timeout=10,
     )
-    with urllib.request.urlopen(request, timeout=10) as r:  # noqa: S310 - localhost
-        assert r.status == 201
+    assert registered.status_code == 201, registered.text
     server.cli(
         "clients",
         "add",
@@ -132,28 +137,31 @@ def watch(page: Any) -> list[str]:
     problems: list[str] = []
     page.on(
         "console",
-        lambda msg: problems.append(msg.text)
-        if "Content Security Policy" in msg.text or "Refused to" in msg.text
-        else None,
+        lambda msg: (
+            problems.append(msg.text)
+            if "Content Security Policy" in msg.text or "Refused to" in msg.text
+            else None
+        ),
     )
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     return problems
 
 
-def exchange(server: Server, callback: Callback, code: str) -> dict[str, Any]:
-    form = urllib.parse.urlencode(
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": callback.redirect_uri,
-            "client_id": "printer",
-            "code_verifier": VERIFIER,
-        }
-    ).encode()
-    request = urllib.request.Request(server.url + "/oauth/token", data=form)
-    with urllib.request.urlopen(request, timeout=10) as r:  # noqa: S310 - localhost
-        body: dict[str, Any] = json.loads(r.read())
-        return body
+def exchange(server: Server, callback: Callback, code: str) -> CodeExchange:
+    """Exchange the code through the server's own store, as its token endpoint does."""
+
+    async def run() -> CodeExchange:
+        settings = Settings.from_env({"issuer": server.url}, environ=server.env)
+        async with SessionManager(settings, open_store(settings.store_url, settings=settings)) as m:
+            client = await m.clients.get("printer")
+            assert client is not None
+            return await m.exchange_authorization_code(
+                code, client=client, redirect_uri=callback.redirect_uri, code_verifier=VERIFIER
+            )
+
+    # Playwright's sync API runs an event loop on this thread: run ours on another.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result(timeout=30)
 
 
 def test_sign_in_consent_and_the_code_reaches_the_client(
@@ -188,9 +196,10 @@ def test_sign_in_consent_and_the_code_reaches_the_client(
     assert params["state"] == ["state-42"]
     assert params["iss"] == [keyfob_server.url]
     assert problems == []
-    tokens = exchange(keyfob_server, callback, params["code"][0])
-    assert tokens["token_type"].lower() == "bearer"
-    assert tokens["refresh_token"].startswith("kfrt_")
+    exchanged = exchange(keyfob_server, callback, params["code"][0])
+    assert exchanged.nonce == "nonce-7"
+    assert exchanged.pair.session.scope == "openid profile"
+    assert exchanged.pair.session.client_id == "printer"
 
 
 def test_deny_sends_access_denied_to_the_client(

@@ -652,3 +652,76 @@ async def test_a_ticket_is_worth_nothing_in_another_browser(flow: Flow) -> None:
             },
         )
     assert "Your sign-in has expired. Sign in again." in response.text
+
+
+# allow: the code
+
+
+async def exchange(
+    flow: Flow, code: str, client_id: str = "app", redirect_uri: str = REDIRECT
+) -> Any:
+    client = await flow.manager.clients.get(client_id)
+    assert client is not None
+    return await flow.manager.exchange_authorization_code(
+        code, client=client, redirect_uri=redirect_uri, code_verifier=VERIFIER
+    )
+
+
+async def test_allow_redirects_with_code_state_and_iss(flow: Flow) -> None:
+    page = await flow.start(query(nonce="nonce-1"))
+    login_time = flow.clock.now()
+    consent = await flow.sign_in(page)
+    flow.clock.advance(30)  # the user reads the consent page
+    base, params = redirected(await flow.decide(consent, "allow"))
+    assert base == REDIRECT
+    assert set(params) == {"code", "state", "iss"}
+    assert (params["state"], params["iss"]) == (["st-123"], [ISSUER])
+    exchanged = await exchange(flow, params["code"][0])
+    # auth_time is when the password was checked, not when Allow was pressed.
+    assert exchanged.auth_time == login_time
+    assert exchanged.nonce == "nonce-1"
+    session = exchanged.pair.session
+    assert (session.user_id, session.client_id) == (flow.user.id, "app")
+    assert session.scope == "openid read"
+
+
+async def test_allow_without_state_sends_none(flow: Flow) -> None:
+    consent = await flow.sign_in(await flow.start(query(state=None)))
+    _, params = redirected(await flow.decide(consent, "allow"))
+    assert set(params) == {"code", "iss"}
+
+
+async def test_the_code_keeps_the_registered_query_and_the_loopback_port(flow: Flow) -> None:
+    consent = await flow.sign_in(
+        await flow.start(query(redirect_uri="http://127.0.0.1:49152/native"))
+    )
+    response = await flow.decide(consent, "allow")
+    assert response.headers["location"].startswith("http://127.0.0.1:49152/native?code=")
+    consent = await flow.sign_in(
+        await flow.start(query(redirect_uri="https://app.example/cb?tenant=1"))
+    )
+    response = await flow.decide(consent, "allow")
+    assert response.headers["location"].startswith("https://app.example/cb?tenant=1&code=")
+
+
+async def test_a_first_party_client_skips_consent(flow: Flow) -> None:
+    target = "https://first.example/cb"
+    page = await flow.start(query(client_id="first", redirect_uri=target, scope="openid"))
+    assert "form-action 'self' https://first.example;" in page.headers["content-security-policy"]
+    base, params = redirected(await flow.sign_in(page))
+    assert base == target
+    assert (params["state"], params["iss"]) == (["st-123"], [ISSUER])
+    exchanged = await exchange(flow, params["code"][0], "first", target)
+    assert exchanged.pair.session.client_id == "first"
+    # The known-device cookie comes with the redirect too.
+    assert any(
+        "keyfob_device" in c for c in (await flow.sign_in(page)).headers.get_list("set-cookie")
+    )
+
+
+async def test_a_double_click_on_allow_gives_two_codes_for_the_same_grant(flow: Flow) -> None:
+    consent = await flow.sign_in(await flow.start())
+    first = redirected(await flow.decide(consent, "allow"))[1]["code"][0]
+    second = redirected(await flow.decide(consent, "allow"))[1]["code"][0]
+    assert first != second
+    assert (await exchange(flow, second)).pair.session.scope == "openid read"

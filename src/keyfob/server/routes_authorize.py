@@ -281,7 +281,7 @@ class AuthorizeRoutes:
             request=checked.request,
             now=self.manager.clock.now(),
         )
-        if ticket is None or await self.manager.get_user(ticket.user_id) is None:
+        if ticket is None:
             return self._login_page(checked, error="Your sign-in has expired. Sign in again.")
         return await self._issue_code(checked, ticket)
 
