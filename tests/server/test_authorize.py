@@ -17,7 +17,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from keyfob import Settings
+from keyfob import Settings, StoreUnavailable
+from keyfob.core.clients import Client
+from keyfob.core.models import User
 from keyfob.manager import SessionManager
 from keyfob.server import create_app
 from keyfob.testing import FrozenClock, MemoryStore
@@ -238,16 +240,16 @@ async def test_the_stylesheet_is_served(flow: Flow) -> None:
     ("pairs", "message"),
     [
         (query(client_id="nobody"), "The application is not registered with keyfob (client_id)."),
-        (query(client_id=None), "Client_id is missing."),
-        ([*query().items(), ("client_id", "app")], "Client_id is repeated."),
-        (query(client_id="a" * 129), "Client_id is too long (at most 128 characters)."),
+        (query(client_id=None), "client_id is missing."),
+        ([*query().items(), ("client_id", "app")], "client_id is repeated."),
+        (query(client_id="a" * 129), "client_id is too long (at most 128 characters)."),
         # The built-in first-party client has no redirect URI at all.
         (query(client_id="keyfob"), "The redirect_uri is not registered for this client."),
-        (query(redirect_uri=None), "Redirect_uri is missing."),
-        ([*query().items(), ("redirect_uri", REDIRECT)], "Redirect_uri is repeated."),
+        (query(redirect_uri=None), "redirect_uri is missing."),
+        ([*query().items(), ("redirect_uri", REDIRECT)], "redirect_uri is repeated."),
         (
             query(redirect_uri=REDIRECT + "?" + "x" * 2048),
-            "Redirect_uri is too long (at most 2048 characters).",
+            "redirect_uri is too long (at most 2048 characters).",
         ),
         (query(state="s" * 9000), "The request is too long."),
     ],
@@ -725,3 +727,38 @@ async def test_a_double_click_on_allow_gives_two_codes_for_the_same_grant(flow: 
     second = redirected(await flow.decide(consent, "allow"))[1]["code"][0]
     assert first != second
     assert (await exchange(flow, second)).pair.session.scope == "openid read"
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose user and client reads fail while it is down."""
+
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("the database is unreachable", retry_after=3)
+
+    async def get_user_by_name(self, username: str) -> User | None:
+        self._check()
+        return await super().get_user_by_name(username)
+
+    async def get_client(self, client_id: str) -> Client | None:
+        self._check()
+        return await super().get_client(client_id)
+
+
+async def test_a_store_outage_is_a_503_page(settings: Settings, clock: FrozenClock) -> None:
+    store = FlakyStore()
+    app = create_app(settings, store, clock, rate_limits=unlimited())
+    async with running(app) as http:
+        f = Flow(app, http, clock)
+        await f.setup()
+        page = await f.start()
+        store.down = True
+        for response in (
+            await f.sign_in(page),
+            await http.get(url(query(client_id="not-seen-before"))),
+        ):
+            assert error_page(response, 503) == "The database is unreachable."
+            assert response.headers["retry-after"] == "3"
+            assert "Sign-in is unavailable right now" in response.text

@@ -377,7 +377,8 @@ def _browser_cookie(cookies: CookiePolicy, browser_id: str) -> str:
 
 def _error_page(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     title = _ERROR_TITLES.get(status, "This sign-in request cannot be used")
-    message = message[:1].upper() + message[1:]
+    if "_" not in message.split(" ", 1)[0]:  # a parameter name keeps its spelling
+        message = message[:1].upper() + message[1:]
     if not message.endswith("."):
         message += "."
     return render_page(
