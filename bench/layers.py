@@ -18,7 +18,11 @@ the same process, right after it:
    (``tracemalloc``: what the set and its keys allocate), and a lookup in it;
 6. PostgreSQL, when its server binaries are installed: a throwaway cluster on a Unix
    socket, ``refresh`` through ``PostgresStore`` vs a bare asyncpg ``UPDATE``, and the
-   database work per refresh from ``pg_stat_statements`` (statements, WAL bytes, buffers).
+   database work per refresh from ``pg_stat_statements`` (statements, WAL bytes, buffers);
+7. the authorization-code flow (SQLite, memory): ``create_authorization_code`` (the last
+   step of the authorization page) and ``exchange_authorization_code`` (the token
+   request), each against ``SessionManager.refresh`` on the same store; wall and CPU time
+   (``time.process_time``, every thread of the process: the store's too).
 
 Times are microseconds per operation: the best of several repeats, as ``timeit``
 advises (the medians are kept in the JSON too).
@@ -617,6 +621,106 @@ def revoked_set(count: int) -> dict[str, Any]:
     }
 
 
+# --- 7. the authorization-code flow -----------------------------------------------------
+
+_REDIRECT = "https://app.bench.invalid/cb"
+_VERIFIER = "bench-code-verifier-0123456789-0123456789-0123456789"
+
+
+async def time_async_cpu(
+    fn: Callable[[], Awaitable[object]], number: int, repeat: int
+) -> dict[str, float]:
+    """``time_async``, plus the best CPU time per call (the process's, all threads)."""
+    wall: list[float] = []
+    cpu: list[float] = []
+    for _ in range(repeat):
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(number):
+            await fn()
+        cpu.append((time.process_time() - c0) / number * 1e6)
+        wall.append((time.perf_counter() - w0) / number * 1e6)
+    return {**_summary(wall), "cpu_us": min(cpu)}
+
+
+def cpu_pair(name: str, ours: dict[str, float], floor: dict[str, float]) -> dict[str, Any]:
+    out = pair(name, ours, floor, "SessionManager.refresh")
+    out["keyfob_cpu_us"] = ours["cpu_us"]
+    out["floor_cpu_us"] = floor["cpu_us"]
+    out["cpu_ratio"] = ours["cpu_us"] / floor["cpu_us"] if floor["cpu_us"] else None
+    return out
+
+
+async def code_flow_loops(
+    manager: SessionManager, n: int, repeat: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Timings of making ``n * repeat`` codes, exchanging them, and as many refreshes."""
+    from keyfob.core.authorization_codes import s256_challenge
+
+    challenge = s256_challenge(_VERIFIER)
+    client, _ = await manager.clients.register(
+        name="bench",
+        auth_method="none",
+        grant_types=["authorization_code", "refresh_token"],
+        redirect_uris=[_REDIRECT],
+    )
+    codes: list[str] = []
+
+    async def create() -> None:
+        code = await manager.create_authorization_code(
+            user_id=f"user{len(codes)}",
+            client_id=client.client_id,
+            redirect_uri=_REDIRECT,
+            scope="",
+            code_challenge=challenge,
+            nonce=None,
+            auth_time=time.time(),
+        )
+        codes.append(code)
+
+    created = await time_async_cpu(create, n, repeat)
+    pending = iter(codes)
+
+    async def exchange() -> None:
+        await manager.exchange_authorization_code(
+            next(pending), client=client, redirect_uri=_REDIRECT, code_verifier=_VERIFIER
+        )
+
+    exchanged = await time_async_cpu(exchange, n, repeat)
+    tokens = [(await manager.issue(f"user{i}")).refresh_token for i in range(64)]
+    position = 0
+
+    async def refresh() -> None:
+        nonlocal position
+        i = position % len(tokens)
+        position += 1
+        tokens[i] = (await manager.refresh(tokens[i])).refresh_token
+
+    return created, exchanged, await time_async_cpu(refresh, n, repeat)
+
+
+async def authorization_codes(quick: bool, synchronous: str, tmp: Path) -> list[dict[str, Any]]:
+    """Making a code, then exchanging it, vs a refresh. A code lives 60 s, so each batch
+    is made and exchanged well within that (a few thousand, at a few ms at most each)."""
+    n, repeat = (100, 3) if quick else (1000, 5)
+    out: list[dict[str, Any]] = []
+    stores = ((f"SQLite ({synchronous})", f"sqlite:///{tmp / 'codes.db'}"), ("memory", "memory://"))
+    for label, url in stores:
+        manager = await start_manager(url, synchronous)
+        try:
+            created, exchanged, refreshed = await code_flow_loops(manager, n, repeat)
+        finally:
+            await manager.close()
+        for what, timing in (
+            ("create_authorization_code", created),
+            ("exchange_authorization_code", exchanged),
+        ):
+            row = cpu_pair(f"{label}: {what}", timing, refreshed)
+            out.append(row)
+            log(f"  {row['name']}: {row['keyfob_us']:.0f} us ({row['keyfob_cpu_us']:.0f} us cpu)"
+                f" = {row['ratio']:.2f}x a refresh ({row['cpu_ratio']:.2f}x by cpu)")  # fmt: skip
+    return out
+
+
 # --- main -------------------------------------------------------------------------------
 
 
@@ -630,6 +734,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="keyfob-bench-") as tmp:
         log("layers: rotations")
         results["rotations"] = await rotations(args.quick, args.synchronous, Path(tmp))
+        log("layers: authorization codes")
+        results["authorization_codes"] = await authorization_codes(
+            args.quick, args.synchronous, Path(tmp)
+        )
     log("layers: revoked-sid set")
     results["revoked_set"] = revoked_set(100_000 if args.quick else 1_000_000)
     log("layers: refresh by number of stored sessions")

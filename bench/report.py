@@ -331,6 +331,7 @@ def _layers_markdown(layers: dict[str, Any], images: dict[str, Path]) -> str:
         *layers.get("access_tokens", []),
         *layers.get("refresh_tokens", []),
         *layers.get("rotations", []),
+        *layers.get("authorization_codes", []),
     ]
     pg = layers.get("postgres") or {}
     rows += [pg[k] for k in ("rotate", "refresh") if k in pg]

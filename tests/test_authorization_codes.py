@@ -359,3 +359,13 @@ async def test_concurrent_exchanges_across_a_shared_database(tmp_path: Path) -> 
         assert await manager.list_sessions("u1") == []
         events = await manager.events(kind=EventKind.REUSE_DETECTED)
         assert len(events) == sum(isinstance(r, InvalidGrant) for r in results)
+
+
+async def test_a_client_removed_by_another_process_gets_no_code(manager: SessionManager) -> None:
+    """A client removed from the store behind this process's cache of registrations is
+    invalid_client, not a store error."""
+    client = await register(manager)
+    assert await manager.clients.get("app") == client  # now cached
+    assert await manager.store.delete_client("app")
+    with pytest.raises(InvalidClient, match="not registered"):
+        await make_code(manager, client)

@@ -181,7 +181,7 @@ def test_migrate_and_purge(store_url: str) -> None:
     shipped = len(load_migrations("sqlite"))
     assert f"applied {shipped} migration(s)" in run("migrate").output
     assert "is up to date" in run("migrate").output
-    assert run("purge").output.strip() == "purged 0 session(s)"
+    assert run("purge").output.strip() == "purged 0 session(s) and authorization code(s)"
 
 
 @pytest.mark.parametrize(

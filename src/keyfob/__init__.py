@@ -7,6 +7,7 @@ Importing keyfob pulls in no web framework, HTTP client or database driver.
 
 from __future__ import annotations
 
+from .core.authorization_codes import CodeExchange
 from .core.clients import Client
 from .core.clock import Clock, SystemClock
 from .core.models import (
@@ -80,6 +81,7 @@ __all__ = [
     "ClientMismatch",
     "ClientNotFound",
     "Clock",
+    "CodeExchange",
     "ConfigurationError",
     "DeviceInfo",
     "EventKind",

@@ -44,7 +44,7 @@ from .core.clients import Client
 from .core.clock import Clock
 from .core.models import DeviceInfo, EventKind, ReuseRule, RevokeReason, SecurityEvent, TokenPair
 from .events import EventLog
-from .exceptions import InvalidClient, InvalidGrant
+from .exceptions import InvalidClient, InvalidGrant, StoreIntegrityError
 from .store.protocol import AuthorizationCodeStore
 
 __all__ = ["AuthorizationCodes"]
@@ -118,7 +118,12 @@ class AuthorizationCodes:
             auth_time=auth_time,
             now=self._clock.now(),
         )
-        await self._store.create_authorization_code(record)
+        try:
+            await self._store.create_authorization_code(record)
+        except StoreIntegrityError:
+            # The code's hash is 256 random bits, so the one constraint a new code can
+            # break is its client's: removed by another process since this one read it.
+            raise InvalidClient("the client is not registered") from None
         return code
 
     async def exchange(

@@ -167,6 +167,6 @@ async def test_keyfob_purge_deletes_expired_and_long_revoked_sessions(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "purged 6 session(s)"
+    assert done.stdout.strip() == "purged 6 session(s) and authorization code(s)"
     left = await query(dsn, "SELECT sid FROM sessions ORDER BY sid")
     assert sorted(r["sid"] for r in left) == sorted(p.session.sid for p in live)

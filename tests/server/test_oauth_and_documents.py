@@ -65,7 +65,9 @@ async def test_token_endpoint_and_first_party_refresh_share_one_chain(
         ({"grant_type": "refresh_token"}, "invalid_request"),
         ({"grant_type": "refresh_token", "refresh_token": ""}, "invalid_request"),
         ({"grant_type": "password", "username": "a", "password": "b"}, "unsupported_grant_type"),
-        ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+        # keyfob's own first-party client (no client_id) has no authorization codes.
+        ({"grant_type": "authorization_code", "code": "x"}, "unauthorized_client"),
+        ({"grant_type": "authorization_code"}, "invalid_request"),
         ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
         ({"grant_type": "refresh_token", "refresh_token": "kfrt_x"}, "invalid_grant"),
     ],
@@ -98,17 +100,22 @@ async def test_token_endpoint_wants_a_form(client: httpx.AsyncClient) -> None:
 
 
 async def test_metadata_lists_only_what_exists(client: httpx.AsyncClient) -> None:
-    """The RFC 8414 document names the issuer, token endpoint, JWKS and supported grants."""
+    """The RFC 8414 document names the issuer, the endpoints, JWKS, the supported grants
+    and response types, and PKCE S256 only."""
     r = await client.get("/.well-known/oauth-authorization-server")
     assert r.status_code == 200
     methods = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
     algs = ["ES256", "EdDSA", "RS256"]
     assert r.json() == {
         "issuer": "https://testserver",
+        "authorization_endpoint": "https://testserver/oauth/authorize",
         "token_endpoint": "https://testserver/oauth/token",
         "jwks_uri": "https://testserver/.well-known/jwks.json",
-        "grant_types_supported": ["refresh_token"],
-        "response_types_supported": [],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
         "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": algs,
         "revocation_endpoint": "https://testserver/oauth/revoke",

@@ -57,8 +57,8 @@ CHECKS = [
 ]
 
 
-# A confidential client, so the fuzz of revocation and introspection gets past client
-# authentication half of the time.
+# A confidential client, so the fuzz of revocation, introspection and both grants gets
+# past client authentication half of the time.
 STORE = MemoryStore()
 asyncio.run(
     STORE.create_client(
@@ -68,6 +68,8 @@ asyncio.run(
             auth_method="client_secret_basic",
             created_at=0,
             secret="fuzz-secret",
+            grant_types=["authorization_code", "refresh_token"],
+            redirect_uris=["https://fuzz.example/cb"],
         )
     )
 )

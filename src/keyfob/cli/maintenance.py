@@ -35,11 +35,12 @@ def migrate(store_url: str | None, secret_file: str | None) -> None:
 @click.command()
 @store_options
 def purge(store_url: str | None, secret_file: str | None) -> None:
-    """Delete expired sessions and those revoked longer ago than KEYFOB_REVOKED_RETENTION."""
+    """Delete expired sessions, those revoked longer ago than KEYFOB_REVOKED_RETENTION,
+    and authorization codes expired more than a day ago."""
     settings = admin_settings(store_url, secret_file)
 
     async def work() -> int:
         async with open_manager(settings) as manager:
             return await manager.purge()
 
-    click.echo(f"purged {run(work)} session(s)")
+    click.echo(f"purged {run(work)} session(s) and authorization code(s)")

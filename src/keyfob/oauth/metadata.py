@@ -1,10 +1,11 @@
 """Authorization-server metadata (RFC 8414) as data.
 
-Only what exists is listed: the token endpoint with the refresh-token grant, RFC 7009
-revocation and RFC 7662 introspection, the client authentication methods the registry
-supports (with the algorithms ``private_key_jwt`` assertions may be signed with), and
-the keys at ``jwks_uri``. ``response_types_supported`` is required by RFC 8414 §2 and is
-empty because there is no authorization endpoint yet.
+Only what exists is listed: the authorization endpoint (response type ``code``, answered
+in the query, with PKCE ``S256`` only and the RFC 9207 ``iss`` parameter), the token
+endpoint with the authorization-code and refresh-token grants, RFC 7009 revocation and
+RFC 7662 introspection, the client authentication methods the registry supports (with
+the algorithms ``private_key_jwt`` assertions may be signed with), and the keys at
+``jwks_uri``.
 """
 
 from __future__ import annotations
@@ -51,10 +52,17 @@ def authorization_server_metadata(issuer: str, *, scopes: Sequence[str] = ()) ->
     signing = list(ALGORITHMS)
     document: dict[str, object] = {
         "issuer": base,
+        "authorization_endpoint": base + AUTHORIZE_PATH,
         "token_endpoint": base + TOKEN_PATH,
         "jwks_uri": base + JWKS_PATH,
-        "grant_types_supported": ["refresh_token"],
-        "response_types_supported": [],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "response_types_supported": ["code"],
+        # RFC 9700 §2.1.1: no fragment or form_post answers, and never the implicit grant.
+        "response_modes_supported": ["query"],
+        # RFC 7636: plain is refused, S256 required of public clients.
+        "code_challenge_methods_supported": ["S256"],
+        # RFC 9207: every authorization response names its issuer (mix-up defence).
+        "authorization_response_iss_parameter_supported": True,
         "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": signing,
         "revocation_endpoint": base + REVOCATION_PATH,

@@ -95,7 +95,9 @@ def start_maintenance(
     async def purge() -> None:
         deleted = await purge_in_batches(manager, purge_lock)
         if deleted:
-            logger.info("purged %d expired or long-revoked session(s)", deleted)
+            logger.info(
+                "purged %d expired or long-revoked session(s) and authorization code(s)", deleted
+            )
 
     async def resync() -> None:
         await manager.sync_revocations()

@@ -279,9 +279,14 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             },
             TOKEN_PATH: {
                 "post": {
-                    "summary": "OAuth 2.0 token endpoint (RFC 6749 §6, refresh_token grant)",
+                    "summary": (
+                        "OAuth 2.0 token endpoint (RFC 6749: authorization_code with PKCE, "
+                        "refresh_token)"
+                    ),
                     "description": (
-                        "The refresh token is bound to the client it was issued to. A "
+                        "An authorization code is single-use: a second presentation is "
+                        "invalid_grant and revokes the session issued from it. The refresh "
+                        "token is bound to the client it was issued to. A "
                         "confidential client authenticates (client_secret_basic, "
                         "client_secret_post or private_key_jwt); a public one sends "
                         "client_id; a request naming no client is keyfob's own first-party "

@@ -57,13 +57,30 @@ def component_schemas() -> dict[str, Any]:
                 },
             },
         },
-        "TokenRequest": {
+        "TokenRequest": {"oneOf": [ref("RefreshTokenGrant"), ref("AuthorizationCodeGrant")]},
+        "RefreshTokenGrant": {
             "type": "object",
+            "description": "RFC 6749 §6",
             "required": ["grant_type", "refresh_token"],
             "properties": {
-                "grant_type": {"type": "string", "enum": ["refresh_token"]},
+                "grant_type": {"const": "refresh_token"},
                 "refresh_token": TEXT,
                 "scope": TEXT,
+                **_CLIENT_AUTH,
+            },
+        },
+        "AuthorizationCodeGrant": {
+            "type": "object",
+            "description": (
+                "RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5): redirect_uri as in the "
+                "authorization request; code_verifier when it sent a code_challenge"
+            ),
+            "required": ["grant_type", "code"],
+            "properties": {
+                "grant_type": {"const": "authorization_code"},
+                "code": TEXT,
+                "redirect_uri": TEXT,
+                "code_verifier": TEXT,
                 **_CLIENT_AUTH,
             },
         },
@@ -201,10 +218,14 @@ def component_schemas() -> dict[str, Any]:
             ],
             "properties": {
                 "issuer": TEXT,
+                "authorization_endpoint": TEXT,
                 "token_endpoint": TEXT,
                 "jwks_uri": TEXT,
                 "grant_types_supported": {"type": "array", "items": TEXT},
                 "response_types_supported": {"type": "array", "items": TEXT},
+                "response_modes_supported": {"type": "array", "items": TEXT},
+                "code_challenge_methods_supported": {"type": "array", "items": TEXT},
+                "authorization_response_iss_parameter_supported": {"type": "boolean"},
                 "token_endpoint_auth_methods_supported": {
                     "type": "array",
                     "items": TEXT,

@@ -7,9 +7,12 @@ if the client is confidential (``invalid_client``). A request that names no clie
 keyfob's own first-party client (public), so the first-party refresh flow works
 unchanged and pays no registry lookup.
 
-* token: the ``refresh_token`` grant, bound to the client the session was issued to
-  (``invalid_grant`` for another client's token, with nothing changed), a ``scope``
-  within the session's (``invalid_scope``), the client registered for the grant
+* token: the ``authorization_code`` grant (RFC 6749 §4.1.3 with PKCE, RFC 7636 §4.5:
+  ``code``, ``redirect_uri``, ``code_verifier``; every mismatch is ``invalid_grant`` and a
+  code presented twice revokes the session issued from it), and the ``refresh_token``
+  grant, bound to the client the session was issued to (``invalid_grant`` for another
+  client's token, with nothing changed), a ``scope`` within the session's
+  (``invalid_scope``). The client must be registered for the grant
   (``unauthorized_client``); any other grant is ``unsupported_grant_type``.
 * revoke: ends the session of a refresh or an access token of the client; 200 for
   anything else alike (RFC 7009 §2.2).
@@ -26,11 +29,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..core.clients import Client
+from ..core.models import DeviceInfo, TokenPair
 from ..exceptions import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from ..oauth.client_auth import read_client_credentials
 from ..oauth.errors import NO_STORE_HEADERS
 from ..oauth.metadata import INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH
-from .context import ServerContext
+from .context import ServerContext, client_address
 from .requests import read_form
 from .responses import json_response, token_response
 
@@ -51,7 +55,8 @@ class OAuthRoutes:
         self._introspection_url = issuer + INTROSPECTION_PATH
         #: grant_type -> its handler (RFC 6749 §4-§6); a grant is added here.
         self._grants: dict[str, Callable[[Request, dict[str, str]], Awaitable[Response]]] = {
-            "refresh_token": self._refresh_grant
+            "refresh_token": self._refresh_grant,
+            "authorization_code": self._authorization_code_grant,
         }
 
     def routes(self) -> list[Route]:
@@ -95,15 +100,31 @@ class OAuthRoutes:
             client_id=client.client_id,
             scope=form.get("scope"),
         )
-        body: dict[str, object] = {
-            "access_token": pair.access_token,
-            "token_type": pair.token_type,
-            "expires_in": pair.expires_in,
-            "refresh_token": pair.refresh_token.value,
-        }
-        if pair.scope:
-            body["scope"] = pair.scope
-        return token_response(body)
+        return token_response(_token_body(pair))
+
+    async def _authorization_code_grant(self, request: Request, form: dict[str, str]) -> Response:
+        """RFC 6749 §4.1.3, RFC 7636 §4.5."""
+        code = form.get("code")
+        if code is None:
+            raise InvalidRequest("code is required")
+        client = await self._client(request, form, self._token_url)
+        if not client.allows_grant("authorization_code"):
+            raise UnauthorizedClient(
+                "the client is not registered for the authorization_code grant"
+            )
+        # redirect_uri and code_verifier are checked against the code (invalid_grant when
+        # missing or different); the lengths need no check here: they are compared, not
+        # stored, and the form's size is bounded.
+        exchange = await self.manager.exchange_authorization_code(
+            code,
+            client=client,
+            redirect_uri=form.get("redirect_uri"),
+            code_verifier=form.get("code_verifier"),
+            device=DeviceInfo(
+                user_agent=request.headers.get("user-agent", ""), ip=client_address(request)
+            ),
+        )
+        return token_response(_token_body(exchange.pair))
 
     async def revoke(self, request: Request) -> Response:
         form = await read_form(request)
@@ -122,6 +143,19 @@ class OAuthRoutes:
             # token-scanning oracle.
             raise InvalidClient("introspection is for authenticated confidential clients")
         return json_response(await self.manager.introspect(token), 200, NO_STORE_HEADERS)
+
+
+def _token_body(pair: TokenPair) -> dict[str, object]:
+    """A successful token response's JSON (RFC 6749 §5.1), the same for every grant."""
+    body: dict[str, object] = {
+        "access_token": pair.access_token,
+        "token_type": pair.token_type,
+        "expires_in": pair.expires_in,
+        "refresh_token": pair.refresh_token.value,
+    }
+    if pair.scope:
+        body["scope"] = pair.scope
+    return body
 
 
 def _token_parameter(form: dict[str, str]) -> str:
