@@ -762,3 +762,20 @@ async def test_a_store_outage_is_a_503_page(settings: Settings, clock: FrozenClo
             assert error_page(response, 503) == "The database is unreachable."
             assert response.headers["retry-after"] == "3"
             assert "Sign-in is unavailable right now" in response.text
+
+
+async def test_the_client_exchanges_the_code_at_the_token_endpoint(flow: Flow) -> None:
+    consent = await flow.sign_in(await flow.start())
+    _, params = redirected(await flow.decide(consent, "allow"))
+    form = {
+        "grant_type": "authorization_code",
+        "code": params["code"][0],
+        "redirect_uri": REDIRECT,
+        "client_id": "app",
+        "code_verifier": VERIFIER,
+    }
+    tokens = await flow.http.post("/oauth/token", data=form)
+    assert tokens.status_code == 200, tokens.text
+    assert tokens.json()["scope"] == "openid read"
+    again = await flow.http.post("/oauth/token", data=form)
+    assert again.json()["error"] == "invalid_grant"
