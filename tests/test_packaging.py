@@ -38,6 +38,11 @@ PACKAGE_DATA = (
     "keyfob/store/migrations/postgresql/0001_initial.sql",
     "keyfob/server/static/index.html",
     "keyfob/server/static/demo.js",
+    "keyfob/server/static/authorize.css",
+    "keyfob/server/templates/base.html",
+    "keyfob/server/templates/login.html",
+    "keyfob/server/templates/consent.html",
+    "keyfob/server/templates/error.html",
 )
 
 

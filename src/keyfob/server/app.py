@@ -42,6 +42,7 @@ from .maintenance import PurgeLock, start_maintenance, stop_maintenance
 from .operations import Operations
 from .ratelimit import DEFAULT_STORAGE_URI, RateLimiter, RateLimits, redis_storage_uri
 from .routes_auth import AuthRoutes
+from .routes_authorize import AuthorizeRoutes
 from .routes_oauth import OAuthRoutes
 from .routes_revocations import RevocationRoutes
 from .routes_wellknown import WellKnownRoutes
@@ -130,6 +131,7 @@ def create_app(
         *hot_routes,
         *auth.routes(),
         *cors.apply(oauth.token_routes()),
+        *AuthorizeRoutes(ctx).routes(),  # pages a browser navigates to: no CORS
         *RevocationRoutes(ctx).routes(),  # for resource servers, not browsers: no CORS
         *cors.apply(public_documents),
         *(r for r in documents if r not in public_documents),

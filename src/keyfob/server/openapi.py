@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import __version__
 from ..oauth.metadata import (
+    AUTHORIZE_PATH,
     INTROSPECTION_PATH,
     JWKS_PATH,
     METADATA_PATH,
@@ -392,6 +393,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "responses": {"200": _ok("OpenAPI 3.1", {"type": "object"})},
                 }
             },
+            AUTHORIZE_PATH: _authorize_path(),
             **_operations_paths(settings),
         },
         "components": {
@@ -434,6 +436,95 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "503": _error("temporarily_unavailable: the store is unreachable", _RETRY_AFTER),
             },
             "schemas": component_schemas(),
+        },
+    }
+
+
+def _page(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An HTML page of the authorization endpoint, under the pages' CSP."""
+    return {
+        "description": description,
+        "headers": {
+            "Content-Security-Policy": {"schema": TEXT, "required": True},
+            "Cache-Control": {"schema": {"const": "no-store"}, "required": True},
+            **(headers or {}),
+        },
+        "content": {"text/html": {"schema": TEXT}},
+    }
+
+
+def _authorize_path() -> dict[str, Any]:
+    """``/oauth/authorize``: HTML pages and redirects, not JSON (RFC 6749 §4.1)."""
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "query", "required": required, "schema": schema}
+        for name, required, schema in (
+            ("response_type", True, {"type": "string", "enum": ["code"]}),
+            ("client_id", True, {"type": "string", "minLength": 1, "maxLength": 128}),
+            ("redirect_uri", True, {"type": "string", "minLength": 1, "maxLength": 2048}),
+            ("scope", False, {"type": "string", "maxLength": 2048}),
+            ("state", False, {"type": "string", "maxLength": 2048}),
+            ("code_challenge", False, {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}),
+            ("code_challenge_method", False, {"type": "string", "enum": ["S256"]}),
+            ("nonce", False, {"type": "string", "maxLength": 512}),
+        )
+    ]
+    redirect = {
+        "description": (
+            "back to the client's redirect URI with code, state and iss (RFC 9207), or "
+            "with error, error_description, state and iss"
+        ),
+        "headers": {"Location": {"schema": TEXT, "required": True}},
+    }
+    refused = _page(
+        "error page: the client or its redirect URI is unknown or malformed (never a redirect)"
+    )
+    unavailable = _page("the store is unreachable", _RETRY_AFTER)
+    form = {
+        "type": "object",
+        "properties": {
+            "csrf_token": TEXT,
+            "step": {"type": "string", "enum": ["login", "consent"]},
+            "username": {"type": "string", "maxLength": 1024},
+            "password": {"type": "string", "maxLength": 1024},
+            "decision": {"type": "string", "enum": ["allow", "deny"]},
+            "ticket": TEXT,
+        },
+    }
+    return {
+        "get": {
+            "summary": "Authorization endpoint (RFC 6749 §4.1.1): the login page",
+            "description": (
+                "Checks the authorization request and shows the login page. PKCE S256 is "
+                "required unless the client is confidential and registered without it."
+            ),
+            "operationId": "authorize",
+            "parameters": parameters,
+            "responses": {
+                "200": _page("the login page"),
+                "303": redirect,
+                "400": refused,
+                "503": unavailable,
+            },
+        },
+        "post": {
+            "summary": "The login and consent forms of the authorization endpoint",
+            "description": (
+                "Posted by keyfob's own pages to the same URL, with the CSRF token bound "
+                "to the browser's cookie."
+            ),
+            "operationId": "authorizeForm",
+            "parameters": parameters,
+            "requestBody": {"required": False, "content": {_FORM: {"schema": form}}},
+            "responses": {
+                "200": _page("the login page again (wrong password) or the consent page"),
+                "303": redirect,
+                "400": refused,
+                "403": _page("a cross-site form, or one without this browser's CSRF token"),
+                "413": _page(f"the body is larger than {MAX_BODY_BYTES} bytes"),
+                "415": _page("the body is not a URL-encoded form"),
+                "429": _page("too many sign-in attempts", _RETRY_AFTER),
+                "503": unavailable,
+            },
         },
     }
 

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from starlette.responses import Response
@@ -53,10 +53,22 @@ HTML_SECURITY_HEADERS: Final[Mapping[str, str]] = {
 }
 
 
-def html_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
+def html_headers(
+    headers: Mapping[str, str] | None = None, *, form_action: Sequence[str] = ()
+) -> dict[str, str]:
     """The headers of an HTML page: :data:`HTML_SECURITY_HEADERS` and ``headers``
-    (which may not loosen them: the security headers are applied last)."""
-    return {**(headers or {}), **HTML_SECURITY_HEADERS}
+    (which may not loosen them: the security headers are applied last).
+
+    ``form_action`` are CSP source expressions a form of the page may lead to besides
+    keyfob itself: browsers apply ``form-action`` to the redirect that answers a form
+    too, so the authorization page names its client's redirect URI here.
+    """
+    out = {**(headers or {}), **HTML_SECURITY_HEADERS}
+    if form_action:
+        out["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+            "form-action 'self'", " ".join(("form-action 'self'", *form_action))
+        )
+    return out
 
 
 def json_response(
