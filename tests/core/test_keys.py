@@ -131,7 +131,7 @@ def test_generated_key_publishes_a_public_jwk_named_by_its_thumbprint(
 
 @pytest.mark.parametrize("alg", ["HS256", "none", "ES384", "PS256", ""])
 def test_generate_refuses_algorithms_outside_the_allow_list(alg: str) -> None:
-    """Only ES256, EdDSA and RS256 keys can be made."""
+    """Only ES256, Ed25519 (EdDSA) and RS256 keys can be made."""
     with pytest.raises(ConfigurationError):
         generate_key(alg, now=T0, activates_at=T0, kek=KEK)
 
@@ -457,9 +457,10 @@ def test_a_public_key_set_imports_our_own_jwks(keys_by_alg: dict[str, SigningKey
 
 
 def test_a_jwk_without_alg_or_kid_gets_them_from_its_key() -> None:
-    """alg is inferred from kty/crv, and kid defaults to the thumbprint."""
+    """alg is inferred from kty/crv (an Ed25519 key by its RFC 9864 name, which verifies
+    tokens naming EdDSA too), and kid defaults to the thumbprint."""
     key = verifying_key_from_jwk(RFC8037_ED25519)
-    assert key.alg == "EdDSA"
+    assert key.alg == "Ed25519"
     assert verifying_key_from_jwk(RFC7638_RSA).alg == "RS256"
 
 

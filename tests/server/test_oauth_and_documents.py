@@ -102,7 +102,7 @@ async def test_metadata_lists_only_what_exists(client: httpx.AsyncClient) -> Non
     r = await client.get("/.well-known/oauth-authorization-server")
     assert r.status_code == 200
     methods = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
-    algs = ["ES256", "EdDSA", "RS256"]
+    algs = ["ES256", "Ed25519", "EdDSA", "RS256"]
     assert r.json() == {
         "issuer": "https://testserver",
         "token_endpoint": "https://testserver/oauth/token",

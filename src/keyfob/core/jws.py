@@ -30,7 +30,7 @@ from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
 from ..exceptions import BadSignature, MalformedAccessToken, UnknownKeyId
-from .jwk import ALGORITHMS, KeyLookup, PublicKey, VerifyingKey
+from .jwk import ALGORITHMS, EDDSA_ALGORITHMS, KeyLookup, PublicKey, VerifyingKey
 from .keys import SigningKey
 
 __all__ = [
@@ -103,7 +103,7 @@ def _header(segment: str) -> Mapping[str, object]:
     return MappingProxyType(json_object(_b64decode(segment), "header"))
 
 
-# --- the three JWA algorithms -----------------------------------------------------------
+# --- the JWA algorithms -----------------------------------------------------------------
 # The JWA signature layer (RFC 7518 §3.3-3.4, RFC 8037) is PyJWT's: its algorithm objects
 # turn cryptography's signatures into JWS form (R||S for ES256) and back. keyfob keeps
 # only the RFC 9068 profile above it (the strict compact parser, header and claim policy),
@@ -111,6 +111,7 @@ def _header(segment: str) -> Mapping[str, object]:
 # (bench/jose_compare.py, docs/dependencies.md). The objects are built once.
 _JWA: Final[Mapping[str, Algorithm]] = {
     "ES256": ECAlgorithm(ECAlgorithm.SHA256),
+    "Ed25519": OKPAlgorithm(),  # RFC 9864: the same scheme under its own name
     "EdDSA": OKPAlgorithm(),
     "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
 }
@@ -208,8 +209,9 @@ def verify_jws(
     key = keys.verifying_key(kid, now) if type(kid) is str else None
     if key is None:
         raise UnknownKeyId("no published key has the token's kid")
-    if key.alg != alg:
-        # The key decides the algorithm, never the token (no algorithm confusion).
+    if key.alg != alg and not (alg in EDDSA_ALGORITHMS and key.alg in EDDSA_ALGORITHMS):
+        # The key decides the algorithm, never the token (no algorithm confusion). Ed25519
+        # and EdDSA name one scheme on one key type (RFC 9864 §2.2), so either verifies.
         raise BadSignature("the token algorithm is not its key's algorithm")
     signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
     if not verify_signature(alg, key.public_key, signing_input, _b64decode(signature_b64)):

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ..exceptions import ConfigurationError
 from .jwk import (
     ALGORITHMS,
+    EDDSA_ALGORITHMS,
     PrivateKey,
     PublicKey,
     VerifyingKey,
@@ -158,7 +159,7 @@ def generate_key(alg: str, *, now: float, activates_at: float, kek: bytes) -> Si
     private_key: PrivateKey
     if alg == "ES256":
         private_key = ec.generate_private_key(ec.SECP256R1())
-    elif alg == "EdDSA":
+    elif alg in EDDSA_ALGORITHMS:
         private_key = ed25519.Ed25519PrivateKey.generate()
     elif alg == "RS256":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
