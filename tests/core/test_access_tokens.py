@@ -645,7 +645,7 @@ def _rotated(now: float) -> tuple[KeySet, SigningKey, SigningKey]:
     old = generate_key("ES256", now=NOW - 3600, activates_at=NOW - 3600, kek=KEK)
     plan = plan_rotation(
         KeySet([old]),
-        alg="ES256",
+        algs=["ES256"],
         now=now,
         kek=KEK,
         publish_delay=300,

@@ -10,7 +10,8 @@ unchanged and pays no registry lookup.
 * token: the ``refresh_token`` grant, bound to the client the session was issued to
   (``invalid_grant`` for another client's token, with nothing changed), a ``scope``
   within the session's (``invalid_scope``), the client registered for the grant
-  (``unauthorized_client``); any other grant is ``unsupported_grant_type``.
+  (``unauthorized_client``); any other grant is ``unsupported_grant_type``. A session
+  with the ``openid`` scope gets a fresh ``id_token`` with each refresh (OIDC Core §12.2).
 * revoke: ends the session of a refresh or an access token of the client; 200 for
   anything else alike (RFC 7009 §2.2).
 * introspect: confidential clients only; ``{"active": false}`` for any token that is
@@ -26,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..core.clients import Client
+from ..core.id_tokens import has_openid
 from ..exceptions import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from ..oauth.client_auth import read_client_credentials
 from ..oauth.errors import NO_STORE_HEADERS
@@ -103,6 +105,15 @@ class OAuthRoutes:
         }
         if pair.scope:
             body["scope"] = pair.scope
+        if has_openid(pair.session.scope):
+            # OIDC Core §12.2: a refresh of an OpenID Connect session carries a new
+            # id_token; no nonce (there is no authorization request), the login's time.
+            body["id_token"] = self.manager.mint_id_token(
+                pair.session,
+                nonce=None,
+                auth_time=pair.session.created_at,
+                access_token=pair.access_token,
+            )
         return token_response(body)
 
     async def revoke(self, request: Request) -> Response:
