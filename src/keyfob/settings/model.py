@@ -139,7 +139,8 @@ class Settings:
         default="RS256",
         metadata=about(
             "OpenID Connect id_token signature algorithm: RS256, which OIDC requires every "
-            "provider to offer and clients expect by default; another value gets its own key",
+            "provider to offer and clients expect by default; when it differs from the "
+            "access tokens' it has a key of its own (both published, rotated together)",
             flag=True,
         ),
     )
