@@ -147,16 +147,27 @@ def test_unknown_user_is_a_one_line_error(store_url: str) -> None:
 
 
 def test_keys_list_and_rotate(store_url: str) -> None:
-    """keys rotate publishes a scheduled key; keys list shows both, never private parts."""
+    """By default there is a key per algorithm, the access tokens' (ES256) and the id
+    tokens' (RS256); keys rotate publishes a scheduled key for each; keys list shows
+    them all, never private parts."""
     first = run("keys", "list")
     assert first.exit_code == 0
-    assert first.output.count("signing") == 1
+    assert sorted((line.split()[1], line.split()[2]) for line in first.output.splitlines()[1:]) == [
+        ("ES256", "signing"),
+        ("RS256", "signing"),
+    ]
     rotated = run("keys", "rotate")
     assert rotated.exit_code == 0
-    assert "new signing key" in rotated.output
+    assert rotated.output.count("new signing key") == 2
+    assert "(ES256)" in rotated.output and "(RS256)" in rotated.output
     listed = run("keys", "list").output
-    states = [line.split()[2] for line in listed.splitlines()[1:]]
-    assert sorted(states) == ["scheduled", "signing"]
+    rows = sorted((line.split()[1], line.split()[2]) for line in listed.splitlines()[1:])
+    assert rows == [
+        ("ES256", "scheduled"),
+        ("ES256", "signing"),
+        ("RS256", "scheduled"),
+        ("RS256", "signing"),
+    ]
     assert '"d"' not in listed
 
 

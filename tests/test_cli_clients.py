@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keyfob import InvalidClient, SessionManager, Settings
@@ -99,11 +100,20 @@ def test_public_and_key_clients(store_url: str, tmp_path: Path) -> None:
         "http://127.0.0.1/cb",
         "--redirect-uri",
         "com.example.app:/cb",
+        "--post-logout-redirect-uri",
+        "com.example.app:/signed-out",
+        "--post-logout-redirect-uri",
+        "http://127.0.0.1/signed-out",
     )
     assert result.exit_code == 0, result.output
     assert "client_secret" not in result.output
     client_id = fields(result.stdout)["client_id"][0]
-    assert fields(run("clients", "show", client_id).output)["type"] == ["public"]
+    shown = fields(run("clients", "show", client_id).output)
+    assert shown["type"] == ["public"]
+    assert shown["post_logout_redirect_uri"] == [
+        "com.example.app:/signed-out",
+        "http://127.0.0.1/signed-out",
+    ]
 
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     jwks = tmp_path / "jwks.json"
@@ -126,6 +136,10 @@ def test_refusals_are_one_line_errors(store_url: str, tmp_path: Path) -> None:
     assert_one_line_error(
         run("clients", "add", "x", "--grant-type", "authorization_code"), "redirect URI"
     )
+    assert_one_line_error(
+        run("clients", "add", "x", "--post-logout-redirect-uri", "https://app.example/#f"),
+        "fragment",
+    )
     assert_one_line_error(run("clients", "add", "x", "--auth-method", "private_key_jwt"), "JWK")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -139,3 +153,16 @@ def test_refusals_are_one_line_errors(store_url: str, tmp_path: Path) -> None:
     public = run("clients", "add", "p", "--auth-method", "none", "--client-id", "pub")
     assert public.exit_code == 0
     assert_one_line_error(run("clients", "rotate-secret", "pub"), "no secret")
+
+
+def test_openid_scopes_beside_the_deployments_own(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With KEYFOB_SCOPES set, a client may still be registered for openid and profile
+    (offered by every deployment), but not for a scope the deployment does not name."""
+    monkeypatch.setenv("KEYFOB_SCOPES", "read")
+    added = run("clients", "add", "RP", "--auth-method", "none", "--scope", "openid profile read")
+    assert added.exit_code == 0, added.output
+    client_id = fields(added.stdout)["client_id"][0]
+    assert fields(run("clients", "show", client_id).output)["scopes"] == ["openid profile read"]
+    assert_one_line_error(run("clients", "add", "x", "--scope", "write"), "write")

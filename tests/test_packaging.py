@@ -43,6 +43,7 @@ PACKAGE_DATA = (
     "keyfob/server/templates/login.html",
     "keyfob/server/templates/consent.html",
     "keyfob/server/templates/error.html",
+    "keyfob/server/templates/end_session.html",
 )
 
 
@@ -183,7 +184,8 @@ def test_serve_answers_jwks_with_the_server_extra_and_says_what_to_install_witho
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
-    assert [key["alg"] for key in jwks["keys"]] == ["ES256"], stderr
+    # The access tokens' key (ES256) and the id tokens' (RS256), by default.
+    assert sorted(key["alg"] for key in jwks["keys"]) == ["ES256", "RS256"], stderr
     assert served == KEYFOB_JS.read_bytes(), "the wheel's keyfob.js is the one source"
     assert "javascript" in media_type
 

@@ -165,6 +165,7 @@ def test_enumerated_values_are_written_once() -> None:
     assert choices == {
         "reuse_policy": get_args(ReusePolicy),
         "signing_alg": get_args(SigningAlg),
+        "id_token_alg": get_args(SigningAlg),
         "cookie_mode": get_args(CookieMode),
         "sqlite_synchronous": get_args(SqliteSync),
         "log_format": get_args(LogFormat),

@@ -41,6 +41,8 @@ def test_table_has_a_row_per_setting_with_its_flag_and_choices() -> None:
     rows = settings_table().splitlines()[2:]
     assert [row.split(" | ")[0] for row in rows] == [f"| `{s.env}`" for s in SETTINGS]
     signing = next(row for row in rows if "KEYFOB_SIGNING_ALG" in row)
-    assert "`--signing-alg`" in signing and "`ES256` (or `EdDSA`, `RS256`)" in signing
+    assert "`--signing-alg`" in signing and "`ES256` (or `Ed25519`, `EdDSA`, `RS256`)" in signing
+    id_token = next(row for row in rows if "KEYFOB_ID_TOKEN_ALG" in row)
+    assert "`RS256` (or `ES256`, `Ed25519`, `EdDSA`)" in id_token
     assert "| — |" in next(row for row in rows if "KEYFOB_SECRET`" in row)
     assert r"\_\_Secure-" in next(row for row in rows if "KEYFOB_COOKIE_MODE" in row)

@@ -76,6 +76,7 @@ class Clients:
         require_pkce: bool = True,
         first_party: bool = False,
         allowed_scopes: Collection[str] = (),
+        post_logout_redirect_uris: Sequence[str] = (),
     ) -> tuple[Client, str | None]:
         """Register a client; return it and its secret, which is shown this once and
         kept only as a hash (``None`` for clients without a secret).
@@ -102,6 +103,7 @@ class Clients:
             jwks=jwks,
             require_pkce=require_pkce,
             first_party=first_party,
+            post_logout_redirect_uris=post_logout_redirect_uris,
         )
         await self._store.create_client(client)
         return client, secret

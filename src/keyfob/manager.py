@@ -28,6 +28,14 @@ from .core.access_tokens import AccessTokenSigner
 from .core.authorization_codes import CodeExchange
 from .core.clients import Client, ClientCredentials
 from .core.clock import Clock, SystemClock
+from .core.id_tokens import (
+    OPENID_SCOPE,
+    IdTokenHint,
+    id_token_claims,
+    sign_id_token,
+    userinfo_claims,
+    verify_id_token_hint,
+)
 from .core.introspection import INACTIVE, access_token_info, refresh_token_info
 from .core.keys import KeyRecord, KeySet, derive_kek
 from .core.models import (
@@ -50,7 +58,13 @@ from .core.refresh_tokens import (
 )
 from .core.revocation import RevokedSids
 from .events import EventLog
-from .exceptions import BadSignature, ConfigurationError, InvalidGrant, InvalidToken
+from .exceptions import (
+    BadSignature,
+    ConfigurationError,
+    InvalidGrant,
+    InvalidToken,
+    PermissionDenied,
+)
 from .password_pool import PasswordPool
 from .revocation_feed import RevocationFeed
 from .sessions import ReuseHook, Sessions, clean_device
@@ -525,9 +539,82 @@ class SessionManager:
         """Load the signing keys from the store (after a rotation by another instance)."""
         await self.signing_keys.reload()
 
-    async def rotate_signing_key(self) -> KeyRecord:
-        """Publish a new signing key; it signs after ``key_publish_delay`` (first key: at once)."""
+    async def rotate_signing_keys(self) -> list[KeyRecord]:
+        """Publish a new signing key for each algorithm in use (the access tokens', and
+        the id tokens' when ``id_token_alg`` differs); each signs after
+        ``key_publish_delay`` (the first key of an algorithm: at once). Returns the new
+        keys, the access tokens' first."""
         return await self.signing_keys.rotate()
+
+    async def rotate_signing_key(self) -> KeyRecord:
+        """:meth:`rotate_signing_keys`, returning the access tokens' new key."""
+        return (await self.signing_keys.rotate())[0]
+
+    # OpenID Connect
+
+    def mint_id_token(
+        self, session: Session, *, nonce: str | None, auth_time: float, access_token: str
+    ) -> str:
+        """OIDC Core §2 id_token for ``session``, issued with ``access_token``: iss, sub,
+        aud = azp = the session's client, exp (the access-token lifetime), iat,
+        auth_time, nonce (if given), at_hash of ``access_token`` and sid; signed with
+        the id-token key (``settings.id_token_alg``, RS256 by default)."""
+        issuer = self.settings.issuer
+        if not issuer:
+            raise ConfigurationError("id tokens need an issuer: set KEYFOB_ISSUER")
+        now = self.clock.now()
+        key = self.signing_keys.signing_key(now, self.settings.id_token_alg)
+        claims = id_token_claims(
+            session,
+            issuer=issuer,
+            alg=key.alg,
+            access_token=access_token,
+            nonce=nonce,
+            auth_time=auth_time,
+            now=now,
+            ttl=self.settings.access_ttl,
+        )
+        return sign_id_token(key, claims)
+
+    async def userinfo(self, principal: Principal) -> dict[str, object]:
+        """OIDC Core §5.3: the claims about the user of a verified access token, which
+        must carry the ``openid`` scope (:class:`PermissionDenied` otherwise, RFC 6750
+        §3.1 insufficient_scope); the profile claims when ``profile`` was granted."""
+        if OPENID_SCOPE not in principal.scopes:
+            raise PermissionDenied(
+                "userinfo needs an access token with the openid scope",
+                required_scopes=[OPENID_SCOPE],
+            )
+        user = await self.accounts.get_user(principal.user_id)
+        if user is None:
+            raise InvalidToken("the user of this access token no longer exists")
+        return userinfo_claims(user, principal.scopes)
+
+    async def verify_id_token_hint(self, token: str) -> IdTokenHint:
+        """An id_token this issuer signed, even expired (RP-Initiated Logout §2); an
+        :class:`InvalidToken` subclass for anything else. A key another instance made
+        since the keys were loaded is found by one reload, as for access tokens."""
+        issuer = self.settings.issuer
+        if not issuer:
+            raise ConfigurationError("id tokens need an issuer: set KEYFOB_ISSUER")
+        try:
+            return verify_id_token_hint(
+                token, keys=self.signing_keys.key_set, issuer=issuer, now=self.clock.now()
+            )
+        except BadSignature:
+            if self.clock.now() - self.signing_keys.loaded_at < _KEY_RELOAD_SPACING:
+                raise
+            await self.signing_keys.reload()
+            return verify_id_token_hint(
+                token, keys=self.signing_keys.key_set, issuer=issuer, now=self.clock.now()
+            )
+
+    async def end_session(self, hint: IdTokenHint) -> bool:
+        """RP-initiated logout: revoke the session a verified id_token names (reason
+        ``logout``). True if this call revoked it; False if it had ended already."""
+        return await self.sessions.revoke_session(
+            hint.sid, reason=RevokeReason.LOGOUT, user_id=hint.sub
+        )
 
     # revocations across processes
 

@@ -65,42 +65,60 @@ class SigningKeys:
         """The public keys to publish at ``/.well-known/jwks.json``."""
         return self.key_set.jwks(self._clock.now())
 
-    def signing_key(self, now: float) -> SigningKey:
-        return self.key_set.signing_key(now)
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The algorithms keys are kept for: the access tokens', then the id tokens' if
+        it differs (each has its own keys, rotated together)."""
+        settings = self._settings
+        return tuple(dict.fromkeys((settings.signing_alg, settings.id_token_alg)))
+
+    def signing_key(self, now: float, alg: str | None = None) -> SigningKey:
+        """The key that signs at ``now`` with ``alg`` (default: the access tokens')."""
+        return self.key_set.signing_key(now, alg or self._settings.signing_alg)
 
     async def ensure_key(self) -> None:
-        """Load the keys, and create the first one if none signs now."""
+        """Load the keys, and create a key for each algorithm that has none signing now
+        (first boot, or an algorithm newly configured)."""
         await self.reload()
-        if self.key_set.needs_key(self._clock.now()):
-            await self.rotate()
+        now = self._clock.now()
+        missing = [alg for alg in self.algorithms if self.key_set.needs_key(now, alg)]
+        if missing:
+            await self.rotate(only=missing)
 
     async def reload(self) -> None:
         """Load the keys from the store (after a rotation by another instance)."""
         self._install(await self._store.load_keys())
 
-    async def rotate(self) -> KeyRecord:
-        """Publish a new key; it signs after ``key_publish_delay`` (first key: at once)."""
+    async def rotate(self, *, only: Sequence[str] | None = None) -> list[KeyRecord]:
+        """Publish a new key for each algorithm (or those of ``only``); each signs after
+        ``key_publish_delay`` (the first key of an algorithm: at once). Returns the new
+        keys, the access tokens' first."""
         await self.reload()
         now = self._clock.now()
         settings = self._settings
         plan = plan_rotation(
             self.key_set,
-            alg=settings.signing_alg,
+            algs=self.algorithms,
+            only=only,
             now=now,
             kek=self._keks[0],
             publish_delay=settings.key_publish_delay,
             access_ttl=settings.access_ttl,
             leeway=settings.leeway,
         )
-        await self._store.save_keys([plan.new_key.record, *plan.retire])
+        new_records = [key.record for key in plan.new_keys]
+        await self._store.save_keys([*new_records, *plan.retire])
         records = await self._store.load_keys()
         expired = purge_expired(records, now)
         if expired:
             await self._store.delete_keys(expired)
             records = [r for r in records if r.kid not in expired]
         self._install(records)
-        await self._events.record(EventKind.KEY_ROTATED, now, detail=f"kid={plan.new_key.kid}")
-        return plan.new_key.record
+        for record in new_records:
+            await self._events.record(
+                EventKind.KEY_ROTATED, now, detail=f"kid={record.kid} alg={record.alg}"
+            )
+        return new_records
 
     def _install(self, records: Iterable[KeyRecord]) -> None:
         self.key_set = KeySet([self._decrypt(r) for r in records])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -14,6 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from joserfc import jwt as jrfc_jwt
+from joserfc.errors import SecurityWarning
+from joserfc.jwk import KeySet as JoseKeySet
 
 from keyfob.core.access_tokens import (
     AccessClaims,
@@ -50,6 +54,8 @@ KEYS: dict[str, SigningKey] = {
     alg: generate_key(alg, now=NOW - 60, activates_at=NOW - 60, kek=KEK) for alg in ALGORITHMS
 }
 KEY_SET = KeySet(list(KEYS.values()))
+#: PyJWT 2.15 knows Ed25519 signatures only by the deprecated name EdDSA (RFC 9864).
+PYJWT_ALGORITHMS = [alg for alg in ALGORITHMS if alg != "Ed25519"]
 SIGNER = AccessTokenSigner(issuer=ISS, audience=AUD, ttl=TTL)
 VERIFIER = AccessTokenVerifier(KEY_SET, issuer=ISS, audience=AUD, leeway=LEEWAY)
 ES256 = KEYS["ES256"]
@@ -157,7 +163,7 @@ def test_the_token_has_exactly_the_rfc9068_header_and_claims(alg: str) -> None:
     assert (type(body["exp"]), type(body["iat"])) == (int, int)
 
 
-@pytest.mark.parametrize("alg", ALGORITHMS)
+@pytest.mark.parametrize("alg", PYJWT_ALGORITHMS)
 def test_pyjwt_accepts_the_tokens_keyfob_signs(alg: str) -> None:
     """Interop: an independent JOSE library verifies keyfob's tokens with the public key."""
     key = KEYS[alg]
@@ -175,6 +181,45 @@ def test_pyjwt_accepts_the_tokens_keyfob_signs(alg: str) -> None:
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS)
+def test_joserfc_accepts_the_tokens_keyfob_signs(alg: str) -> None:
+    """Interop: joserfc verifies keyfob's tokens from the published JWK, Ed25519 (RFC 9864)
+    included; the deprecated name EdDSA verifies too, with joserfc's warning about it."""
+    key = KEYS[alg]
+    token = sign(key)
+    jwks = JoseKeySet.import_key_set({"keys": [json.loads(key.record.public_jwk)]})
+    deprecated = (
+        pytest.warns(SecurityWarning, match="RFC 9864")
+        if alg == "EdDSA"
+        else contextlib.nullcontext()
+    )
+    with deprecated:
+        decoded = jrfc_jwt.decode(token, jwks, algorithms=[alg])
+    assert decoded.header["alg"] == alg and decoded.header["typ"] == "at+jwt"
+    assert decoded.claims == parts(token)[1]
+
+
+@pytest.mark.parametrize(("signed", "published"), [("Ed25519", "EdDSA"), ("EdDSA", "Ed25519")])
+def test_ed25519_and_eddsa_name_one_algorithm(signed: str, published: str) -> None:
+    """A token naming either name of Ed25519 verifies under a key published under the
+    other (RFC 9864: the same signature on the same key type); other algorithms stay apart."""
+    key = KEYS[published]
+    alias = SigningKey(dataclasses.replace(key.record, alg=signed), key.private_key, key.public_key)
+    # A signer of its own: SIGNER keeps the header it made for this kid under the other name.
+    token = AccessTokenSigner(issuer=ISS, audience=AUD, ttl=TTL).sign(
+        alias, sub="user-1", sid="sid-1", client_id="web", scope="openid", now=NOW
+    )
+    assert parts(token)[0]["alg"] == signed and parts(token)[0]["kid"] == key.kid
+    assert VERIFIER.verify(token, now=NOW).sub == "user-1"
+
+
+def test_ed25519_is_not_an_alias_of_another_algorithm() -> None:
+    """An Ed25519-named token on an ES256 key's kid is refused like any other mismatch."""
+    token = forge(header(KEYS["Ed25519"], kid=KEYS["ES256"].kid), claims(), key=KEYS["Ed25519"])
+    with pytest.raises(BadSignature):
+        VERIFIER.verify(token, now=NOW)
+
+
+@pytest.mark.parametrize("alg", PYJWT_ALGORITHMS)
 def test_keyfob_accepts_at_jwt_tokens_pyjwt_signs(alg: str) -> None:
     """Interop: a token PyJWT signs with one of our keys and typ at+jwt verifies."""
     key = KEYS[alg]
@@ -600,7 +645,7 @@ def _rotated(now: float) -> tuple[KeySet, SigningKey, SigningKey]:
     old = generate_key("ES256", now=NOW - 3600, activates_at=NOW - 3600, kek=KEK)
     plan = plan_rotation(
         KeySet([old]),
-        alg="ES256",
+        algs=["ES256"],
         now=now,
         kek=KEK,
         publish_delay=300,

@@ -148,6 +148,10 @@ def test_a_registration_keeps_only_the_secret_hash() -> None:
         ({"redirect_uris": ["https://App.example/cb"]}, "lower case"),
         ({"redirect_uris": ["https://app.example/c b"]}, "space"),
         ({"redirect_uris": ["https://app.example:99999/cb"]}, "malformed"),
+        ({"post_logout_redirect_uris": ["https://app.example/bye#x"]}, "fragment"),
+        ({"post_logout_redirect_uris": ["http://app.example/bye"]}, "loopback"),
+        ({"post_logout_redirect_uris": ["javascript:alert(1)"]}, "not allowed"),
+        ({"post_logout_redirect_uris": ["bye"]}, "absolute"),
         ({"scopes": ['bad"scope']}, "scope"),
         ({"secret": None}, "needs a client secret"),
         ({"auth_method": "none", "secret": "x"}, "no client secret"),
@@ -162,6 +166,15 @@ def test_inconsistent_registrations_are_refused(changes: dict[str, Any], why: st
     """Each inconsistency is InvalidClientMetadata saying what is wrong."""
     with pytest.raises(InvalidClientMetadata, match=why):
         new_client(**client(**changes))
+
+
+def test_post_logout_redirect_uris_are_kept_once_each() -> None:
+    """Post-logout redirect URIs follow the redirect URIs' rules, in order, without repeats;
+    a registration without them has none."""
+    uris = ["https://app.example/bye", "http://127.0.0.1/bye", "https://app.example/bye"]
+    made = new_client(**client(post_logout_redirect_uris=uris))
+    assert made.post_logout_redirect_uris == ("https://app.example/bye", "http://127.0.0.1/bye")
+    assert new_client(**client()).post_logout_redirect_uris == ()
 
 
 def test_native_and_key_clients_register() -> None:

@@ -131,7 +131,7 @@ def test_generated_key_publishes_a_public_jwk_named_by_its_thumbprint(
 
 @pytest.mark.parametrize("alg", ["HS256", "none", "ES384", "PS256", ""])
 def test_generate_refuses_algorithms_outside_the_allow_list(alg: str) -> None:
-    """Only ES256, EdDSA and RS256 keys can be made."""
+    """Only ES256, Ed25519 (EdDSA) and RS256 keys can be made."""
     with pytest.raises(ConfigurationError):
         generate_key(alg, now=T0, activates_at=T0, kek=KEK)
 
@@ -327,7 +327,7 @@ def test_a_key_is_not_published_before_it_is_created() -> None:
 
 def _rotate(keys: KeySet, now: float) -> tuple[SigningKey, list[KeyRecord]]:
     plan = plan_rotation(
-        keys, alg="ES256", now=now, kek=KEK, publish_delay=DELAY, access_ttl=TTL, leeway=LEEWAY
+        keys, algs=["ES256"], now=now, kek=KEK, publish_delay=DELAY, access_ttl=TTL, leeway=LEEWAY
     )
     return plan.new_key, plan.retire
 
@@ -430,11 +430,115 @@ def test_a_rotation_after_every_key_retired_signs_at_once() -> None:
     assert retire == []
 
 
+# --- a key per algorithm: access tokens and id tokens ---------------------------------------
+
+
+def _plan(keys: KeySet, now: float, algs: list[str], only: list[str] | None = None) -> KeySet:
+    """``keys`` after a rotation of ``algs`` (or ``only`` of them) at ``now``."""
+    plan = plan_rotation(
+        keys,
+        algs=algs,
+        only=only,
+        now=now,
+        kek=KEK,
+        publish_delay=DELAY,
+        access_ttl=TTL,
+        leeway=LEEWAY,
+    )
+    assert [key.alg for key in plan.new_keys] == (only or algs)
+    assert plan.new_key is plan.new_keys[0]
+    retired = {r.kid: r for r in plan.retire}
+    kept = [
+        dataclasses.replace(k, record=retired[k.kid]) if k.kid in retired else k for k in keys.keys
+    ]
+    return KeySet([*kept, *plan.new_keys])
+
+
+def test_each_algorithm_has_its_own_signing_key() -> None:
+    """With two algorithms, each signature takes the newest key of its own algorithm."""
+    keys = _plan(KeySet([]), T0, ["ES256", "Ed25519"])
+    assert keys.algorithms == {"ES256", "Ed25519"}
+    assert keys.signing_key(T0, "ES256").alg == "ES256"
+    assert keys.signing_key(T0, "Ed25519").alg == "Ed25519"
+    assert not keys.needs_key(T0, "ES256") and not keys.needs_key(T0, "Ed25519")
+    assert keys.needs_key(T0, "RS256")
+    with pytest.raises(ConfigurationError, match="no RS256 signing key"):
+        keys.signing_key(T0, "RS256")
+    assert len(_kids(keys.jwks(T0))) == 2
+
+
+def test_a_rotation_renews_every_algorithm_without_downtime() -> None:
+    """Each algorithm gets a new key published before it signs; each old key retires when
+    the new key of its own algorithm starts signing."""
+    keys = _plan(KeySet([]), T0, ["ES256", "Ed25519"])
+    before = {alg: keys.signing_key(T0, alg) for alg in ("ES256", "Ed25519")}
+    now = T0 + 3600
+    keys = _plan(keys, now, ["ES256", "Ed25519"])
+    for alg, old in before.items():
+        assert keys.signing_key(now + DELAY - 0.001, alg).kid == old.kid
+        new = keys.signing_key(now + DELAY, alg)
+        assert new.kid != old.kid and new.alg == alg
+        retired = keys.get(old.kid)
+        assert retired is not None and retired.record.retired_at == now + DELAY
+
+
+def test_a_newly_configured_algorithm_gets_a_key_that_signs_at_once() -> None:
+    """Adding an id-token algorithm makes its first key only, signing now; the access
+    tokens' key is left as it is."""
+    keys = _plan(KeySet([]), T0, ["ES256"])
+    es256 = keys.signing_key(T0, "ES256")
+    keys = _plan(keys, T0 + 10, ["ES256", "Ed25519"], only=["Ed25519"])
+    assert keys.signing_key(T0 + 10, "Ed25519").record.activates_at == T0 + 10
+    assert keys.signing_key(T0 + 10**6, "ES256") is es256
+    assert es256.record.retired_at is None
+
+
+def test_an_algorithm_no_longer_configured_stops_signing_now() -> None:
+    """Switching EdDSA to its RFC 9864 name Ed25519: the EdDSA key retires at once (still
+    published while its tokens live) and a new Ed25519 key signs from now."""
+    keys = _plan(KeySet([]), T0, ["EdDSA"])
+    old = keys.signing_key(T0, "EdDSA")
+    keys = _plan(keys, T0 + 10, ["Ed25519"])
+    retired = keys.get(old.kid)
+    assert retired is not None
+    assert retired.record.retired_at == T0 + 10
+    assert retired.record.expires_at == T0 + 10 + TTL + LEEWAY
+    assert keys.needs_key(T0 + 10, "EdDSA")
+    assert keys.signing_key(T0 + 10, "Ed25519").record.activates_at == T0 + 10
+    assert old.kid in _kids(keys.jwks(T0 + 10 + TTL))
+
+
+def test_a_rotation_makes_at_least_one_key() -> None:
+    """``only`` naming no configured algorithm is a mistake, not an empty rotation."""
+    with pytest.raises(ValueError, match="at least one key"):
+        plan_rotation(
+            KeySet([]),
+            algs=["ES256"],
+            only=["RS256"],
+            now=T0,
+            kek=KEK,
+            publish_delay=DELAY,
+            access_ttl=TTL,
+            leeway=LEEWAY,
+        )
+
+
+@pytest.mark.parametrize("alg", ["Ed25519", "EdDSA"])
+def test_ed25519_keys_under_either_name(alg: str) -> None:
+    """Ed25519 (RFC 9864) and EdDSA both make Ed25519 keys, published under that name."""
+    key = generate_key(alg, now=T0, activates_at=T0, kek=KEK)
+    assert isinstance(key.private_key, ed25519.Ed25519PrivateKey)
+    jwk = json.loads(key.record.public_jwk)
+    assert jwk["alg"] == alg and jwk["crv"] == "Ed25519"
+    assert verifying_key_from_jwk(jwk).alg == alg
+    assert load_key(key.record, kek=KEK).alg == alg
+
+
 def test_rotation_refuses_negative_durations() -> None:
     """A negative delay, lifetime or leeway would break publish-before-sign."""
     with pytest.raises(ValueError, match="negative"):
         plan_rotation(
-            KeySet([]), alg="ES256", now=T0, kek=KEK, publish_delay=-1, access_ttl=TTL, leeway=0
+            KeySet([]), algs=["ES256"], now=T0, kek=KEK, publish_delay=-1, access_ttl=TTL, leeway=0
         )
 
 
@@ -457,9 +561,10 @@ def test_a_public_key_set_imports_our_own_jwks(keys_by_alg: dict[str, SigningKey
 
 
 def test_a_jwk_without_alg_or_kid_gets_them_from_its_key() -> None:
-    """alg is inferred from kty/crv, and kid defaults to the thumbprint."""
+    """alg is inferred from kty/crv (an Ed25519 key by its RFC 9864 name, which verifies
+    tokens naming EdDSA too), and kid defaults to the thumbprint."""
     key = verifying_key_from_jwk(RFC8037_ED25519)
-    assert key.alg == "EdDSA"
+    assert key.alg == "Ed25519"
     assert verifying_key_from_jwk(RFC7638_RSA).alg == "RS256"
 
 

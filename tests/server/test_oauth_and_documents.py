@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from keyfob import Settings
+from keyfob.core.id_tokens import CLAIMS_SUPPORTED
 from keyfob.server import create_app, routes_wellknown
 from keyfob.testing import FrozenClock, MemoryStore
 
@@ -101,11 +102,12 @@ async def test_token_endpoint_wants_a_form(client: httpx.AsyncClient) -> None:
 
 async def test_metadata_lists_only_what_exists(client: httpx.AsyncClient) -> None:
     """The RFC 8414 document names the issuer, the endpoints, JWKS, the supported grants
-    and response types, and PKCE S256 only."""
+    and response types, PKCE S256 only, and the OpenID Connect members; the OpenID
+    configuration is the same document."""
     r = await client.get("/.well-known/oauth-authorization-server")
     assert r.status_code == 200
     methods = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
-    algs = ["ES256", "EdDSA", "RS256"]
+    algs = ["ES256", "Ed25519", "EdDSA", "RS256"]
     assert r.json() == {
         "issuer": "https://testserver",
         "authorization_endpoint": "https://testserver/oauth/authorize",
@@ -125,7 +127,18 @@ async def test_metadata_lists_only_what_exists(client: httpx.AsyncClient) -> Non
         "introspection_endpoint_auth_methods_supported": methods[1:],
         "introspection_endpoint_auth_signing_alg_values_supported": algs,
         "keyfob_revocation_feed_endpoint": "https://testserver/oauth/revocations",
+        "scopes_supported": ["openid", "profile"],
+        "userinfo_endpoint": "https://testserver/oauth/userinfo",
+        "end_session_endpoint": "https://testserver/oauth/logout",
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],  # FAST_SETTINGS' id_token_alg
+        "claims_supported": list(CLAIMS_SUPPORTED),
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
     }
+    # OIDC Discovery and RFC 8414 serve one document, so they always agree.
+    assert (await client.get("/.well-known/openid-configuration")).content == r.content
 
 
 async def test_jwks_verifies_access_tokens_and_is_cached_briefly(

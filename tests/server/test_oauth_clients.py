@@ -472,8 +472,9 @@ async def test_a_rotated_secret_replaces_the_old_one_at_once(fx: Fixture) -> Non
 
 
 async def test_metadata_lists_the_deployments_scopes() -> None:
-    """KEYFOB_SCOPES (space- or comma-separated) becomes scopes_supported; a value that
-    is not a scope token is a configuration error."""
+    """KEYFOB_SCOPES (space- or comma-separated) becomes scopes_supported, after OpenID
+    Connect's openid and profile; a value that is not a scope token is a configuration
+    error."""
     settings = Settings.from_env(
         {"store_url": "memory://", "issuer": "https://testserver"},
         environ={"KEYFOB_SCOPES": "read, write openid read", "KEYFOB_SECRET": "x" * 40},
@@ -481,6 +482,6 @@ async def test_metadata_lists_the_deployments_scopes() -> None:
     assert settings.scopes == ("read", "write", "openid")
     async with running(create_app(settings, MemoryStore(), FrozenClock())) as client:
         r = await client.get("/.well-known/oauth-authorization-server")
-    assert r.json()["scopes_supported"] == ["read", "write", "openid"]
+    assert r.json()["scopes_supported"] == ["openid", "profile", "read", "write"]
     with pytest.raises(ConfigurationError, match="KEYFOB_SCOPES"):
         Settings.from_env(environ={"KEYFOB_SCOPES": 'read bad"scope'})

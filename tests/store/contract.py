@@ -184,6 +184,18 @@ class ClientRegistryContract:
         assert await store.get_client("c1") == client
         assert await store.get_client("c2") == keyed
 
+    async def test_post_logout_redirect_uris_round_trip(self, store: Store) -> None:
+        """A client's post-logout redirect URIs read back in order (migration 0006); a
+        client registered without any has none."""
+        uris = ("https://app.example/bye", "http://127.0.0.1/bye", "com.example.app:/bye")
+        await store.create_client(make_client("c1", post_logout_redirect_uris=uris))
+        await store.create_client(make_client("c2"))
+        found = await store.get_client("c1")
+        assert found is not None and found.post_logout_redirect_uris == uris
+        plain = await store.get_client("c2")
+        assert plain is not None and plain.post_logout_redirect_uris == ()
+        assert [c.post_logout_redirect_uris for c in await store.list_clients()] == [uris, ()]
+
     async def test_unknown_client_is_none(self, store: Store) -> None:
         """get_client() of an id never registered is None."""
         assert await store.get_client("nobody") is None

@@ -14,6 +14,7 @@ from typing import cast
 import click
 
 from ..core.clients import AUTH_METHODS, GRANT_TYPES, AuthMethod, Client
+from ..core.id_tokens import with_oidc_scopes
 from ..settings import Settings
 from .output import cell, echo_table, when
 from .running import CliError, run
@@ -58,6 +59,13 @@ def clients() -> None:
     default=None,
     help="The client's public JWK Set (private_key_jwt).",
 )
+@click.option(
+    "--post-logout-redirect-uri",
+    "post_logout_redirect_uris",
+    multiple=True,
+    help="Where RP-initiated logout may send the browser back to, matched like a "
+    "redirect URI. Repeatable.",
+)
 @click.option("--no-pkce", is_flag=True, help="Do not require PKCE (confidential clients only).")
 @click.option("--first-party", is_flag=True, help="Trusted: the consent page may be skipped.")
 @store_options
@@ -69,6 +77,7 @@ def clients_add(
     grant_types: tuple[str, ...],
     scopes: tuple[str, ...],
     jwks_file: Path | None,
+    post_logout_redirect_uris: tuple[str, ...],
     no_pkce: bool,
     first_party: bool,
     store_url: str | None,
@@ -95,7 +104,9 @@ def clients_add(
                 jwks=jwks,
                 require_pkce=not no_pkce,
                 first_party=first_party,
-                allowed_scopes=settings.scopes,
+                post_logout_redirect_uris=post_logout_redirect_uris,
+                # KEYFOB_SCOPES lists the deployment's scopes; OpenID Connect's come too.
+                allowed_scopes=with_oidc_scopes(settings.scopes) if settings.scopes else (),
             )
 
     client, secret = run(work)
@@ -150,6 +161,7 @@ def clients_show(client_id: str, store_url: str | None, secret_file: str | None)
         ("created", when(client.created_at)),
     ]
     lines += [("redirect_uri", uri) for uri in client.redirect_uris]
+    lines += [("post_logout_redirect_uri", uri) for uri in client.post_logout_redirect_uris]
     if client.jwks is not None:
         lines += [("jwk", kid) for kid in _kids(client.jwks)]
     for key, value in lines:

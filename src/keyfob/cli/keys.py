@@ -1,4 +1,5 @@
-"""``keyfob keys list | rotate``: the access-token signing keys, rotated without downtime."""
+"""``keyfob keys list | rotate``: the access-token and id-token signing keys, rotated
+without downtime."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _key_state(record: KeyRecord, now: float) -> str:
 
 @click.group()
 def keys() -> None:
-    """List and rotate the access-token signing keys."""
+    """List and rotate the access-token and id-token signing keys."""
 
 
 @keys.command("list")
@@ -58,17 +59,19 @@ def keys_list(store_url: str | None, secret_file: str | None) -> None:
 @keys.command("rotate")
 @store_options
 def keys_rotate(store_url: str | None, secret_file: str | None) -> None:
-    """Publish a new signing key without downtime.
+    """Publish new signing keys without downtime.
 
-    The new key is published in the JWKS at once and signs after KEYFOB_KEY_PUBLISH_DELAY;
-    the current key then stops signing and stays published until its last token expired.
+    One new key per algorithm in use: the access tokens' (KEYFOB_SIGNING_ALG) and, when it
+    differs, the id tokens' (KEYFOB_ID_TOKEN_ALG). Each is published in the JWKS at once
+    and signs after KEYFOB_KEY_PUBLISH_DELAY; the key it replaces then stops signing and
+    stays published until its last token expired.
     """
     settings = admin_settings(store_url, secret_file)
 
-    async def work() -> KeyRecord:
+    async def work() -> list[KeyRecord]:
         async with open_manager(settings) as manager:
-            return await manager.rotate_signing_key()
+            return await manager.rotate_signing_keys()
 
-    record = run(work)
-    click.echo(f"new signing key {record.kid} ({record.alg})")
-    click.echo(f"  published now, signs from {when(record.activates_at)}")
+    for record in run(work):
+        click.echo(f"new signing key {record.kid} ({record.alg})")
+        click.echo(f"  published now, signs from {when(record.activates_at)}")

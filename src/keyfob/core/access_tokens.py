@@ -2,7 +2,7 @@
 
 keyfob reads and writes the JWS compact serialization of its RFC 9068 profile itself
 (:mod:`keyfob.core.jws`) and signs and verifies through PyJWT's JWA algorithm objects, for
-the three algorithms it allows (RFC 7518 §3.3-3.4, RFC 8037). Both JOSE libraries were
+the algorithms it allows (RFC 7518 §3.3-3.4, RFC 8037, RFC 9864). Both JOSE libraries were
 measured for this hot path (bench/jose_compare.py, docs/dependencies.md): their full
 decode() costs about twice the raw signature check, mostly in generic parsing that the
 profile does not need.

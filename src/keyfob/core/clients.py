@@ -99,6 +99,9 @@ class Client:
     require_pkce: bool = True
     #: Trusted by the deployment: consent may be skipped.
     first_party: bool = False
+    #: Where RP-initiated logout may send the browser afterwards (OIDC RP-Initiated
+    #: Logout §3.1), matched like the redirect URIs.
+    post_logout_redirect_uris: tuple[str, ...] = ()
 
     @property
     def confidential(self) -> bool:
@@ -278,6 +281,7 @@ def new_client(
     jwks: str | None = None,
     require_pkce: bool = True,
     first_party: bool = False,
+    post_logout_redirect_uris: Sequence[str] = (),
 ) -> Client:
     """A consistent client registration, or :class:`InvalidClientMetadata` saying why not.
 
@@ -298,7 +302,7 @@ def new_client(
         raise InvalidClientMetadata(
             f"grant types must be a non-empty subset of {', '.join(GRANT_TYPES)}"
         )
-    for uri in redirect_uris:
+    for uri in (*redirect_uris, *post_logout_redirect_uris):
         _check_redirect_uri(uri)
     if "authorization_code" in grant_types and not redirect_uris:
         raise InvalidClientMetadata("the authorization_code grant needs a redirect URI")
@@ -338,4 +342,5 @@ def new_client(
         jwks=jwks,
         require_pkce=require_pkce,
         first_party=first_party,
+        post_logout_redirect_uris=tuple(dict.fromkeys(post_logout_redirect_uris)),
     )

@@ -25,6 +25,7 @@ from ..exceptions import ConfigurationError
 
 __all__ = [
     "ALGORITHMS",
+    "EDDSA_ALGORITHMS",
     "KeyLookup",
     "PrivateKey",
     "PublicKey",
@@ -40,8 +41,14 @@ __all__ = [
 
 #: The signature algorithms keyfob signs and verifies with; nothing else is ever accepted.
 #: The one place they are written: settings, the CLI's choices and the docs read them here.
-SigningAlg = Literal["ES256", "EdDSA", "RS256"]
+#: ``Ed25519`` is RFC 9864's fully-specified name of what ``EdDSA`` names with an Ed25519
+#: key (``EdDSA`` is deprecated there, yet the only name PyJWT 2.15 verifies).
+SigningAlg = Literal["ES256", "Ed25519", "EdDSA", "RS256"]
 ALGORITHMS: tuple[SigningAlg, ...] = get_args(SigningAlg)
+#: The two names of Ed25519 signatures: one key type, one signature scheme, so a key
+#: published under either name verifies a token naming the other (no confusion is
+#: possible: the key still decides the scheme).
+EDDSA_ALGORITHMS: frozenset[str] = frozenset({"Ed25519", "EdDSA"})
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
@@ -148,9 +155,9 @@ def check_key(alg: str, key: PrivateKey | PublicKey) -> None:
             not isinstance(key.curve, ec.SECP256R1)
         ):
             raise ConfigurationError("an ES256 key must be an EC P-256 key")
-    elif alg == "EdDSA":
+    elif alg in EDDSA_ALGORITHMS:
         if not isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
-            raise ConfigurationError("an EdDSA key must be an Ed25519 key")
+            raise ConfigurationError(f"an {alg} key must be an Ed25519 key")
     elif alg == "RS256":
         if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
             raise ConfigurationError("an RS256 key must be an RSA key")
@@ -191,7 +198,7 @@ def _infer_alg(kty: object, crv: object) -> str:
     if kty == "EC" and crv == "P-256":
         return "ES256"
     if kty == "OKP" and crv == "Ed25519":
-        return "EdDSA"
+        return "Ed25519"  # RFC 9864's name; tokens naming EdDSA verify with it too
     if kty == "RSA":
         return "RS256"
     raise ConfigurationError(f"JWK key type {kty!r} is not one keyfob verifies with")
@@ -229,10 +236,10 @@ def verifying_key_from_jwk(jwk: Mapping[str, object]) -> VerifyingKey:
             public_key = ec.EllipticCurvePublicKey.from_encoded_point(
                 ec.SECP256R1(), b"\x04" + x + y
             )
-        elif alg == "EdDSA":
+        elif alg in EDDSA_ALGORITHMS:
             x = _unb64(jwk.get("x"), "x")
             if kty != "OKP" or crv != "Ed25519" or len(x) != 32:
-                raise ConfigurationError("an EdDSA JWK must be an OKP Ed25519 key")
+                raise ConfigurationError(f"an {alg} JWK must be an OKP Ed25519 key")
             public_key = ed25519.Ed25519PublicKey.from_public_bytes(x)
         else:
             if kty != "RSA":

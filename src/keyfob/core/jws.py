@@ -30,7 +30,7 @@ from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
 from ..exceptions import BadSignature, MalformedAccessToken, UnknownKeyId
-from .jwk import ALGORITHMS, KeyLookup, PublicKey, VerifyingKey
+from .jwk import ALGORITHMS, EDDSA_ALGORITHMS, KeyLookup, PublicKey, VerifyingKey
 from .keys import SigningKey
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "b64url_encode",
     "json_object",
     "sign_bytes",
+    "sign_compact",
     "verify_jws",
     "verify_signature",
 ]
@@ -103,7 +104,7 @@ def _header(segment: str) -> Mapping[str, object]:
     return MappingProxyType(json_object(_b64decode(segment), "header"))
 
 
-# --- the three JWA algorithms -----------------------------------------------------------
+# --- the JWA algorithms -----------------------------------------------------------------
 # The JWA signature layer (RFC 7518 §3.3-3.4, RFC 8037) is PyJWT's: its algorithm objects
 # turn cryptography's signatures into JWS form (R||S for ES256) and back. keyfob keeps
 # only the RFC 9068 profile above it (the strict compact parser, header and claim policy),
@@ -111,6 +112,7 @@ def _header(segment: str) -> Mapping[str, object]:
 # (bench/jose_compare.py, docs/dependencies.md). The objects are built once.
 _JWA: Final[Mapping[str, Algorithm]] = {
     "ES256": ECAlgorithm(ECAlgorithm.SHA256),
+    "Ed25519": OKPAlgorithm(),  # RFC 9864: the same scheme under its own name
     "EdDSA": OKPAlgorithm(),
     "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
 }
@@ -131,6 +133,18 @@ def sign_bytes(key: SigningKey, data: bytes) -> bytes:
         r, s = decode_dss_signature(private_key.sign(data, _ECDSA_SHA256))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
     return _JWA[key.alg].sign(data, private_key)
+
+
+def sign_compact(key: SigningKey, claims: Mapping[str, object], *, typ: str) -> str:
+    """A compact JWS of ``claims`` signed with ``key``, its header ``alg``, ``typ`` and
+    ``kid`` (for tokens off the hot path; access tokens cache their header segment)."""
+    header = {"alg": key.alg, "typ": typ, "kid": key.kid}
+    signing_input = (
+        b64url_encode(JSON_ENCODER.encode(header).encode())
+        + "."
+        + b64url_encode(JSON_ENCODER.encode(claims).encode())
+    )
+    return f"{signing_input}.{b64url_encode(sign_bytes(key, signing_input.encode('ascii')))}"
 
 
 def verify_signature(
@@ -202,14 +216,15 @@ def verify_jws(
     if typ is not None:
         token_typ = header.get("typ")
         if type(token_typ) is not str or token_typ.lower() not in typ:
-            raise MalformedAccessToken("the token type is not at+jwt")
+            raise MalformedAccessToken("the token type (typ) is not one accepted here")
 
     kid = header.get("kid")
     key = keys.verifying_key(kid, now) if type(kid) is str else None
     if key is None:
         raise UnknownKeyId("no published key has the token's kid")
-    if key.alg != alg:
-        # The key decides the algorithm, never the token (no algorithm confusion).
+    if key.alg != alg and not (alg in EDDSA_ALGORITHMS and key.alg in EDDSA_ALGORITHMS):
+        # The key decides the algorithm, never the token (no algorithm confusion). Ed25519
+        # and EdDSA name one scheme on one key type (RFC 9864 §2.2), so either verifies.
         raise BadSignature("the token algorithm is not its key's algorithm")
     signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
     if not verify_signature(alg, key.public_key, signing_input, _b64decode(signature_b64)):

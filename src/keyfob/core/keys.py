@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 from cryptography.exceptions import InvalidTag
@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ..exceptions import ConfigurationError
 from .jwk import (
     ALGORITHMS,
+    EDDSA_ALGORITHMS,
     PrivateKey,
     PublicKey,
     VerifyingKey,
@@ -158,7 +159,7 @@ def generate_key(alg: str, *, now: float, activates_at: float, kek: bytes) -> Si
     private_key: PrivateKey
     if alg == "ES256":
         private_key = ec.generate_private_key(ec.SECP256R1())
-    elif alg == "EdDSA":
+    elif alg in EDDSA_ALGORITHMS:
         private_key = ed25519.Ed25519PrivateKey.generate()
     elif alg == "RS256":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
@@ -224,7 +225,7 @@ def load_key(record: KeyRecord, *, kek: bytes) -> SigningKey:
 class KeySet:
     """The issuer's keys, immutable; answers which key signs and which keys are published."""
 
-    __slots__ = ("_by_kid", "_jwks", "_newest_first", "_verifying")
+    __slots__ = ("_by_alg", "_by_kid", "_jwks", "_newest_first", "_verifying")
 
     def __init__(self, keys: Sequence[SigningKey]) -> None:
         by_kid: dict[str, SigningKey] = {}
@@ -237,6 +238,12 @@ class KeySet:
         self._newest_first = tuple(
             sorted(keys, key=lambda k: (k.record.activates_at, k.record.created_at), reverse=True)
         )
+        # Each algorithm's keys, newest first: access tokens and id tokens may be signed
+        # with different algorithms, and each signature looks only at its own keys.
+        by_alg: dict[str, list[SigningKey]] = {}
+        for key in self._newest_first:
+            by_alg.setdefault(key.alg, []).append(key)
+        self._by_alg = {alg: tuple(keys_of) for alg, keys_of in by_alg.items()}
         self._verifying = {kid: key.verifying_key() for kid, key in by_kid.items()}
         self._jwks = {kid: json.loads(key.record.public_jwk) for kid, key in by_kid.items()}
 
@@ -245,16 +252,24 @@ class KeySet:
         """Every key, newest first."""
         return self._newest_first
 
-    def signing_key(self, now: float) -> SigningKey:
-        """The newest key that can sign at ``now``."""
-        for key in self._newest_first:
+    @property
+    def algorithms(self) -> frozenset[str]:
+        """The algorithms of the keys in the set."""
+        return frozenset(self._by_alg)
+
+    def signing_key(self, now: float, alg: str | None = None) -> SigningKey:
+        """The newest key (of algorithm ``alg``, when given) that can sign at ``now``."""
+        for key in self._newest_first if alg is None else self._by_alg.get(alg, ()):
             if key.can_sign(now):
                 return key
-        raise ConfigurationError("no signing key is active; run `keyfob keys rotate`")
+        what = "signing key" if alg is None else f"{alg} signing key"
+        raise ConfigurationError(f"no {what} is active; run `keyfob keys rotate`")
 
-    def needs_key(self, now: float) -> bool:
-        """True when no key can sign at ``now`` (first boot, or every key retired)."""
-        return not any(key.can_sign(now) for key in self._newest_first)
+    def needs_key(self, now: float, alg: str | None = None) -> bool:
+        """True when no key (of algorithm ``alg``, when given) can sign at ``now``: first
+        boot, every key retired, or an algorithm newly configured."""
+        keys = self._newest_first if alg is None else self._by_alg.get(alg, ())
+        return not any(key.can_sign(now) for key in keys)
 
     def get(self, kid: str) -> SigningKey | None:
         """The key with this ``kid``, published or not."""
@@ -284,45 +299,69 @@ class KeySet:
 
 @dataclass(frozen=True)
 class RotationPlan:
-    """What a rotation writes: one new key, and the updated records of keys it retires."""
+    """What a rotation writes: one new key per algorithm, and the updated records of the
+    keys it retires."""
 
-    new_key: SigningKey
+    new_keys: tuple[SigningKey, ...]
     retire: list[KeyRecord]
+
+    @property
+    def new_key(self) -> SigningKey:
+        """The new key of the first algorithm planned (the access tokens')."""
+        return self.new_keys[0]
 
 
 def plan_rotation(
     current: KeySet,
     *,
-    alg: str,
+    algs: Sequence[str],
     now: float,
     kek: bytes,
     publish_delay: float,
     access_ttl: float,
     leeway: float,
+    only: Collection[str] | None = None,
 ) -> RotationPlan:
     """Plan a rotation without downtime (spec §3 item 6).
 
-    The new key is published now and signs from ``now + publish_delay``, once every
-    JWKS cache has had time to fetch it. If nothing can sign now (first boot, or all keys
-    retired) there is nothing to wait for and no cache can hold a stale set: the new key
-    signs at once. Every key still signing (or scheduled to) at that moment is retired
-    then and stays published until ``retired_at + access_ttl + leeway``, when the last
-    token it signed has expired.
+    ``algs`` are the algorithms the issuer signs with (access tokens first, then id
+    tokens if theirs differs); ``only``, when given, the ones of them that get a new key
+    (the others' keys are left as they are). Each new key is published now and signs from
+    ``now + publish_delay``, once every JWKS cache has had time to fetch it. If no key of
+    its algorithm can sign now (first boot, all keys retired, or an algorithm newly
+    configured) there is nothing to wait for and no cache can hold a stale key for it: it
+    signs at once. Every key of that algorithm still signing (or scheduled to) at that
+    moment is retired then; a key of an algorithm no longer in ``algs`` stops signing now.
+    A retired key stays published until ``retired_at + access_ttl + leeway``, when the
+    last token it signed has expired.
     """
     if min(publish_delay, access_ttl, leeway) < 0:
         raise ValueError("publish_delay, access_ttl and leeway cannot be negative")
-    activates_at = now if current.needs_key(now) else now + publish_delay
-    new_key = generate_key(alg, now=now, activates_at=activates_at, kek=kek)
-    retire = [
-        replace(
-            key.record,
-            retired_at=activates_at,
-            expires_at=activates_at + access_ttl + leeway,
-        )
-        for key in current.keys
-        if key.record.retired_at is None or key.record.retired_at > activates_at
-    ]
-    return RotationPlan(new_key=new_key, retire=retire)
+    configured = tuple(dict.fromkeys(algs))
+    renewed = configured if only is None else tuple(a for a in configured if a in only)
+    if not renewed:
+        raise ValueError("a rotation makes at least one key")
+    # When each algorithm's new key starts signing, and so when its old keys stop.
+    switch_at: dict[str, float] = {}
+    new_keys = []
+    for alg in renewed:
+        switch_at[alg] = now if current.needs_key(now, alg) else now + publish_delay
+        new_keys.append(generate_key(alg, now=now, activates_at=switch_at[alg], kek=kek))
+    retire = []
+    for key in current.keys:
+        if key.alg in switch_at:
+            retired_at = switch_at[key.alg]
+        elif key.alg not in configured:
+            retired_at = now
+        else:
+            continue
+        if key.record.retired_at is None or key.record.retired_at > retired_at:
+            retire.append(
+                replace(
+                    key.record, retired_at=retired_at, expires_at=retired_at + access_ttl + leeway
+                )
+            )
+    return RotationPlan(new_keys=tuple(new_keys), retire=retire)
 
 
 def purge_expired(records: Sequence[KeyRecord], now: float) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..core.clients import AUTH_METHODS
+from ..core.id_tokens import CLAIMS_SUPPORTED, with_oidc_scopes
 from ..core.jwk import ALGORITHMS
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "TOKEN_PATH",
     "USERINFO_PATH",
     "authorization_server_metadata",
+    "openid_provider_metadata",
 ]
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
@@ -78,3 +80,31 @@ def authorization_server_metadata(issuer: str, *, scopes: Sequence[str] = ()) ->
     if scopes:
         document["scopes_supported"] = list(scopes)
     return document
+
+
+def openid_provider_metadata(
+    issuer: str, *, scopes: Sequence[str] = (), id_token_signing_algs: Sequence[str] = ("RS256",)
+) -> dict[str, object]:
+    """The OpenID Provider metadata (OIDC Discovery 1.0 §3): the RFC 8414 document with
+    the OpenID Connect members added. keyfob serves this one document at both
+    well-known paths, so the two always agree (RFC 8414 §2 registers these members too).
+    ``scopes_supported`` always names ``openid`` and ``profile``."""
+    base = issuer.rstrip("/")
+    document = authorization_server_metadata(issuer, scopes=with_oidc_scopes(scopes))
+    document.update(_openid_members(base, id_token_signing_algs))
+    return document
+
+
+def _openid_members(base: str, id_token_signing_algs: Sequence[str]) -> dict[str, object]:
+    return {
+        "userinfo_endpoint": base + USERINFO_PATH,
+        "end_session_endpoint": base + END_SESSION_PATH,
+        # Every client sees a user's own id as sub: no pairwise identifiers.
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(id_token_signing_algs),
+        "claims_supported": list(CLAIMS_SUPPORTED),
+        # Discovery §3 defaults request_uri_parameter_supported to true: say what is not.
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+    }

@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from ..core.clock import Clock
 from ..exceptions import KeyfobError
 from ..manager import ReuseHook, SessionManager
-from ..oauth.metadata import JWKS_PATH, METADATA_PATH
+from ..oauth.metadata import JWKS_PATH, METADATA_PATH, OPENID_CONFIGURATION_PATH
 from ..settings import Settings
 from ..store import Store, open_store
 from ..transports.forwarded import TrustedProxies
@@ -44,6 +44,7 @@ from .ratelimit import DEFAULT_STORAGE_URI, RateLimiter, RateLimits, redis_stora
 from .routes_auth import AuthRoutes
 from .routes_authorize import AuthorizeRoutes
 from .routes_oauth import OAuthRoutes
+from .routes_oidc import OidcRoutes
 from .routes_revocations import RevocationRoutes
 from .routes_wellknown import WellKnownRoutes
 
@@ -120,11 +121,14 @@ def create_app(
     )
     auth = AuthRoutes(ctx)
     oauth = OAuthRoutes(ctx)
+    oidc = OidcRoutes(ctx)
     # CORS for the public OAuth endpoints and documents only, never /auth (.cors).
     cors = Cors(settings.cors_origins)
     documents = WellKnownRoutes(ctx).routes()
     public_documents = [
-        r for r in documents if isinstance(r, Route) and r.path in (JWKS_PATH, METADATA_PATH)
+        r
+        for r in documents
+        if isinstance(r, Route) and r.path in (JWKS_PATH, METADATA_PATH, OPENID_CONFIGURATION_PATH)
     ]
     hot_routes = [*auth.hot_routes(), *cors.apply(oauth.routes())]
     routes: list[BaseRoute] = [
@@ -132,6 +136,8 @@ def create_app(
         *auth.routes(),
         *cors.apply(oauth.token_routes()),
         *AuthorizeRoutes(ctx).routes(),  # pages a browser navigates to: no CORS
+        *cors.apply(oidc.userinfo_routes()),
+        *oidc.end_session_routes(),  # a page browsers navigate to: no CORS
         *RevocationRoutes(ctx).routes(),  # for resource servers, not browsers: no CORS
         *cors.apply(public_documents),
         *(r for r in documents if r not in public_documents),

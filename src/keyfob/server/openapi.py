@@ -14,12 +14,15 @@ from typing import Any
 from .. import __version__
 from ..oauth.metadata import (
     AUTHORIZE_PATH,
+    END_SESSION_PATH,
     INTROSPECTION_PATH,
     JWKS_PATH,
     METADATA_PATH,
+    OPENID_CONFIGURATION_PATH,
     REVOCATION_FEED_PATH,
     REVOCATION_PATH,
     TOKEN_PATH,
+    USERINFO_PATH,
 )
 from ..settings import Settings
 from ..transports.cookies import CookiePolicy
@@ -386,6 +389,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "responses": {"200": _ok("the metadata", ref("Metadata"))},
                 }
             },
+            **_oidc_paths(),
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -428,6 +432,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "401": _error("invalid_token (RFC 6750)", _WWW_AUTHENTICATE),
                 "401-client": _error("invalid_client (RFC 6749 §5.2)", _BASIC_CHALLENGE),
                 "403": _error("CSRF checks failed (missing header or foreign Origin)"),
+                "403-scope": _error(
+                    "insufficient_scope: the access token lacks a scope (RFC 6750 §3.1)",
+                    _WWW_AUTHENTICATE,
+                ),
                 "404": _error("not_found"),
                 "409": _error("the username is taken"),
                 "413": _error(f"the body is larger than {MAX_BODY_BYTES} bytes"),
@@ -524,6 +532,81 @@ def _authorize_path() -> dict[str, Any]:
                 "415": _page("the body is not a URL-encoded form"),
                 "429": _page("too many sign-in attempts", _RETRY_AFTER),
                 "503": unavailable,
+            },
+        },
+    }
+
+
+def _oidc_paths() -> dict[str, Any]:
+    """OpenID Connect: discovery, userinfo and RP-initiated logout."""
+    userinfo = {
+        "summary": "Claims about the user of an access token with the openid scope "
+        "(OIDC Core §5.3)",
+        "security": _BEARER_AUTH,
+        "responses": _responses(
+            {
+                "200": _ok(
+                    "sub, and the profile claims with profile", ref("Userinfo"), no_store=True
+                )
+            },
+            "401",
+            "403-scope",
+            "503",
+        ),
+    }
+    end_session_answers = {
+        "200": _page("signed out"),
+        "303": {
+            "description": "signed out: back to the registered post_logout_redirect_uri, "
+            "with state",
+            "headers": {"Location": {"schema": TEXT, "required": True}},
+        },
+        "400": _page("a bad id_token_hint, client_id or unregistered redirect URI"),
+        "503": {"$ref": "#/components/responses/503"},
+    }
+    end_session_description = (
+        "OpenID Connect RP-Initiated Logout 1.0: ends the session of the id_token_hint "
+        "(an ID token this server issued, expired or not). Answers are pages for the "
+        "browser; a redirect only ever goes to a URI registered for the client."
+    )
+    query = [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in component_schemas()["EndSessionRequest"]["properties"].items()
+    ]
+    return {
+        OPENID_CONFIGURATION_PATH: {
+            "get": {
+                "summary": "OpenID Provider configuration (OIDC Discovery 1.0 §4), the same "
+                "document as the RFC 8414 metadata",
+                "operationId": "openidConfiguration",
+                "responses": {"200": _ok("the metadata", ref("Metadata"))},
+            }
+        },
+        USERINFO_PATH: {
+            "get": {**userinfo, "operationId": "userinfo"},
+            "post": {**userinfo, "operationId": "userinfoPost"},
+        },
+        END_SESSION_PATH: {
+            "get": {
+                "summary": "End a session (RP-initiated logout)",
+                "description": end_session_description,
+                "operationId": "endSession",
+                "parameters": query,
+                "responses": end_session_answers,
+            },
+            "post": {
+                "summary": "End a session (RP-initiated logout), form-encoded",
+                "description": end_session_description,
+                "operationId": "endSessionPost",
+                "requestBody": {
+                    "required": False,
+                    "content": {_FORM: {"schema": ref("EndSessionRequest")}},
+                },
+                "responses": {
+                    **end_session_answers,
+                    "413": _page("the body is too large"),
+                    "415": _page("the body is not a form"),
+                },
             },
         },
     }

@@ -140,6 +140,28 @@ def component_schemas() -> dict[str, Any]:
                 "expires_in": {"type": "integer", "minimum": 0},
                 "refresh_token": TEXT,
                 "scope": TEXT,
+                "id_token": {
+                    "type": "string",
+                    "description": "OpenID Connect sessions (openid scope) only",
+                },
+            },
+        },
+        "Userinfo": {
+            "type": "object",
+            "required": ["sub"],
+            "properties": {
+                "sub": TEXT,
+                "preferred_username": {"type": "string", "description": "profile scope"},
+                "updated_at": {"type": "integer", "description": "profile scope"},
+            },
+        },
+        "EndSessionRequest": {
+            "type": "object",
+            "properties": {
+                "id_token_hint": {"type": "string", "maxLength": 8192},
+                "post_logout_redirect_uri": {"type": "string", "maxLength": 2048},
+                "state": {"type": "string", "maxLength": 1024},
+                "client_id": {"type": "string", "maxLength": 128},
             },
         },
         "Revoked": {
@@ -234,6 +256,11 @@ def component_schemas() -> dict[str, Any]:
                 "introspection_endpoint": TEXT,
                 "keyfob_revocation_feed_endpoint": TEXT,
                 "scopes_supported": {"type": "array", "items": TEXT},
+                "userinfo_endpoint": TEXT,
+                "end_session_endpoint": TEXT,
+                "subject_types_supported": {"type": "array", "items": TEXT},
+                "id_token_signing_alg_values_supported": {"type": "array", "items": TEXT},
+                "claims_supported": {"type": "array", "items": TEXT},
             },
         },
     }

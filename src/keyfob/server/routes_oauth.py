@@ -13,7 +13,9 @@ unchanged and pays no registry lookup.
   grant, bound to the client the session was issued to (``invalid_grant`` for another
   client's token, with nothing changed), a ``scope`` within the session's
   (``invalid_scope``). The client must be registered for the grant
-  (``unauthorized_client``); any other grant is ``unsupported_grant_type``.
+  (``unauthorized_client``); any other grant is ``unsupported_grant_type``. A session
+  with the ``openid`` scope gets an ``id_token`` from the code (with the request's
+  ``nonce``, OIDC Core §3.1.3.3) and a fresh one with each refresh (§12.2).
 * revoke: ends the session of a refresh or an access token of the client; 200 for
   anything else alike (RFC 7009 §2.2).
 * introspect: confidential clients only; ``{"active": false}`` for any token that is
@@ -29,6 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..core.clients import Client
+from ..core.id_tokens import has_openid
 from ..core.models import DeviceInfo, TokenPair
 from ..exceptions import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from ..oauth.client_auth import read_client_credentials
@@ -100,7 +103,28 @@ class OAuthRoutes:
             client_id=client.client_id,
             scope=form.get("scope"),
         )
-        return token_response(_token_body(pair))
+        # OIDC Core §12.2: no nonce on a refresh (there is no authorization request).
+        return token_response(
+            self._with_id_token(_token_body(pair), pair, nonce=None, auth_time=None)
+        )
+
+    def _with_id_token(
+        self,
+        body: dict[str, object],
+        pair: TokenPair,
+        *,
+        nonce: str | None,
+        auth_time: float | None,
+    ) -> dict[str, object]:
+        """``body`` with an ``id_token`` when the session is an OpenID Connect one."""
+        if has_openid(pair.session.scope):
+            body["id_token"] = self.manager.mint_id_token(
+                pair.session,
+                nonce=nonce,
+                auth_time=pair.session.created_at if auth_time is None else auth_time,
+                access_token=pair.access_token,
+            )
+        return body
 
     async def _authorization_code_grant(self, request: Request, form: dict[str, str]) -> Response:
         """RFC 6749 §4.1.3, RFC 7636 §4.5."""
@@ -124,7 +148,12 @@ class OAuthRoutes:
                 user_agent=request.headers.get("user-agent", ""), ip=client_address(request)
             ),
         )
-        return token_response(_token_body(exchange.pair))
+        body = _token_body(exchange.pair)
+        return token_response(
+            self._with_id_token(
+                body, exchange.pair, nonce=exchange.nonce, auth_time=exchange.auth_time
+            )
+        )
 
     async def revoke(self, request: Request) -> Response:
         form = await read_form(request)

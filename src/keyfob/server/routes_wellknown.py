@@ -1,4 +1,5 @@
-"""Documents and files: JWKS, RFC 8414 metadata, the OpenAPI document, the demo page."""
+"""Documents and files: JWKS, RFC 8414 metadata and the OpenID Provider configuration
+(one document at both paths), the OpenAPI document, the demo page."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from ..exceptions import NotFound
-from ..oauth.metadata import JWKS_PATH, METADATA_PATH, authorization_server_metadata
+from ..oauth.metadata import (
+    JWKS_PATH,
+    METADATA_PATH,
+    OPENID_CONFIGURATION_PATH,
+    openid_provider_metadata,
+)
 from .context import ServerContext
 from .openapi import openapi_document
 from .responses import JSON_MEDIA_TYPE, html_headers, json_response
@@ -36,8 +42,13 @@ class WellKnownRoutes:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         settings = ctx.settings
+        # One document at both well-known paths: RFC 8414 and OIDC Discovery agree.
         self._metadata = _frozen_json(
-            authorization_server_metadata(settings.issuer, scopes=settings.scopes)
+            openid_provider_metadata(
+                settings.issuer,
+                scopes=settings.scopes,
+                id_token_signing_algs=(settings.id_token_alg,),
+            )
         )
         self._jwks_max_age = max(0, min(_MAX_JWKS_AGE, int(settings.key_publish_delay // 2)))
         self._openapi: bytes | None = None
@@ -46,6 +57,7 @@ class WellKnownRoutes:
         routes: list[BaseRoute] = [
             Route(JWKS_PATH, self.jwks, methods=["GET"]),
             Route(METADATA_PATH, self.metadata, methods=["GET"]),
+            Route(OPENID_CONFIGURATION_PATH, self.metadata, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
             Route("/", self.index, methods=["GET"]),
         ]

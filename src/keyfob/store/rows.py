@@ -59,7 +59,7 @@ KEY_COLUMNS: Final = (
 #: space-separated (like the session's scope).
 CLIENT_COLUMNS: Final = (
     "client_id, name, auth_method, redirect_uris, grant_types, scopes, created_at, "
-    "secret_hash, jwks, require_pkce, first_party"
+    "secret_hash, jwks, require_pkce, first_party, post_logout_redirect_uris"
 )
 
 CODE_COLUMNS: Final = (
@@ -205,15 +205,14 @@ def client(row: Row) -> Client:
         jwks,
         require_pkce,
         first_party,
+        post_logout_redirect_uris,
     ) = row
-    try:
-        uris = json.loads(redirect_uris)
-    except (TypeError, ValueError):
-        uris = None
+    uris = _uri_list(redirect_uris)
+    logout_uris = _uri_list(post_logout_redirect_uris)
     if (
         auth_method not in AUTH_METHODS
-        or not isinstance(uris, list)
-        or not all(isinstance(u, str) for u in uris)
+        or uris is None
+        or logout_uris is None
         or not (secret_hash is None or isinstance(secret_hash, bytes))
     ):
         raise StoreIntegrityError(f"client {client_id!r} has an unreadable registration")
@@ -229,7 +228,21 @@ def client(row: Row) -> Client:
         jwks=jwks,
         require_pkce=bool(require_pkce),
         first_party=bool(first_party),
+        post_logout_redirect_uris=tuple(logout_uris),
     )
+
+
+def _uri_list(text: object) -> list[str] | None:
+    """A JSON array of strings (a column of URIs), or None if it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        uris = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+        return None
+    return uris
 
 
 def client_values(c: Client) -> tuple[Any, ...]:
@@ -246,6 +259,7 @@ def client_values(c: Client) -> tuple[Any, ...]:
         c.jwks,
         c.require_pkce,
         c.first_party,
+        json.dumps(list(c.post_logout_redirect_uris)),
     )
 
 

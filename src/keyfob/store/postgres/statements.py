@@ -140,7 +140,8 @@ SAVE_KEY: Final = (
 DELETE_KEYS: Final = "DELETE FROM signing_keys WHERE kid = ANY($1::text[])"
 
 INSERT_CLIENT: Final = (
-    f"INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    f"INSERT INTO clients ({CLIENT_COLUMNS}) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 )
 #: The constraint a taken client id violates (migration 0002).
 CLIENT_ID_CONSTRAINT: Final = "clients_pkey"
