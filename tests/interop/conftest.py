@@ -28,8 +28,6 @@ from ..browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from ..server.uvicorn_process import UvicornProcess
 from ..services import unavailable
 
-#: Access-token lifetime: short, so that a client's automatic refresh comes in seconds.
-ACCESS_TTL_SECONDS = 3
 #: The one account the tests sign in with.
 USERNAME = "interop-alice"
 PASSWORD = "correct horse battery staple"
@@ -93,10 +91,17 @@ def run_cli(process: UvicornProcess, *args: str, stdin: str | None = None) -> st
 
 
 @pytest.fixture(scope="module")
-def keyfob(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyfob]:
+def access_ttl() -> int:
+    """The server's access-token lifetime in seconds: short, so that a client's own
+    refresh of an expired token comes within seconds. A module may override it."""
+    return 3
+
+
+@pytest.fixture(scope="module")
+def keyfob(tmp_path_factory: pytest.TempPathFactory, access_ttl: int) -> Iterator[Keyfob]:
     """``keyfob serve`` (the real command) on 127.0.0.1 with one account."""
     directory = tmp_path_factory.mktemp("keyfob")
-    settings = {"KEYFOB_ACCESS_TTL": f"{ACCESS_TTL_SECONDS}s", "KEYFOB_SCOPES": SCOPES}
+    settings = {"KEYFOB_ACCESS_TTL": f"{access_ttl}s", "KEYFOB_SCOPES": SCOPES}
     with UvicornProcess(directory, serve=True, env=settings) as process:
         created = run_cli(process, "users", "add", USERNAME, "--password-stdin", stdin=PASSWORD)
         # "created user NAME (id ID)"

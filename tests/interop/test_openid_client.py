@@ -25,8 +25,15 @@ from .conftest import Keyfob, Loopback, sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.node, pytest.mark.slow]
 
 PROJECT = Path(__file__).resolve().parent / "node"
+#: Long enough that the checks after the revocation see revoked, not expired, tokens.
+ACCESS_TTL = 60
 #: Bounds each Node step against hangs.
 NODE_TIMEOUT_SECONDS = 60
+
+
+@pytest.fixture(scope="module")
+def access_ttl() -> int:
+    return ACCESS_TTL
 
 
 def _tool(name: str) -> str:
@@ -121,7 +128,7 @@ def test_openid_client_oidc_code_flow(
 
     tokens = report["tokens"]
     assert tokens["token_type"].lower() == "bearer" and tokens["has_refresh_token"]
-    assert tokens["scope"] == "openid profile"
+    assert tokens["scope"] == "openid profile" and tokens["expires_in"] == ACCESS_TTL
     assert tokens["id_token_header"]["alg"] == "RS256"  # the client default, OIDC Core §3.1.3.7
 
     claims = report["id_token"]

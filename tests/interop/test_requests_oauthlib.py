@@ -18,7 +18,7 @@ import requests
 from oauthlib.oauth2 import InvalidGrantError
 from requests_oauthlib import OAuth2Session
 
-from .conftest import ACCESS_TTL_SECONDS, Keyfob, Loopback, query, sign_in
+from .conftest import Keyfob, Loopback, query, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,7 +30,9 @@ def loopback_http(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
 
-def test_requests_oauthlib_public_client(keyfob: Keyfob, browser: Any, loopback: Loopback) -> None:
+def test_requests_oauthlib_public_client(
+    keyfob: Keyfob, access_ttl: int, browser: Any, loopback: Loopback
+) -> None:
     """Code + PKCE, automatic and explicit refresh, then revocation by a plain POST."""
     metadata = keyfob.metadata()
     # A native app registers its loopback redirect without a port: any port matches.
@@ -62,10 +64,10 @@ def test_requests_oauthlib_public_client(keyfob: Keyfob, browser: Any, loopback:
             metadata["token_endpoint"], authorization_response=callback, include_client_id=True
         )
         assert token["scope"] == ["read"]
-        assert token["expires_in"] == ACCESS_TTL_SECONDS
+        assert token["expires_in"] == access_ttl
         first_refresh = token["refresh_token"]
 
-        time.sleep(ACCESS_TTL_SECONDS + 0.5)
+        time.sleep(access_ttl + 0.5)
         me = session.get(keyfob.issuer + "/auth/me", timeout=10)
         assert me.status_code == 200, me.text
         assert me.json()["client_id"] == client_id
@@ -89,5 +91,10 @@ def test_requests_oauthlib_public_client(keyfob: Keyfob, browser: Any, loopback:
         assert revoked.status_code == 200, revoked.text
         with pytest.raises(InvalidGrantError):
             session.refresh_token(metadata["token_endpoint"], client_id=client_id)
-        gone = session.get(keyfob.issuer + "/auth/me", timeout=10)
+        # The session has ended: its last access token is refused too.
+        gone = requests.get(
+            keyfob.issuer + "/auth/me",
+            headers={"Authorization": f"Bearer {explicit['access_token']}"},
+            timeout=10,
+        )
         assert gone.status_code == 401, gone.text
