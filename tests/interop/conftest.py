@@ -120,6 +120,9 @@ class Loopback:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if urlsplit(self.path).path != "/callback":
+                    self.send_error(404)  # the browser's own requests, such as /favicon.ico
+                    return
                 received.append(self.path)
                 body = b"<!doctype html><title>Signed in</title><p>You may close this window."
                 self.send_response(200)
