@@ -22,8 +22,8 @@ const readLine = () =>
   new Promise((resolve, reject) => {
     const lines = readline.createInterface({ input: process.stdin });
     lines.once("line", (line) => {
+      resolve(line.trim()); // before close(), whose "close" event would reject
       lines.close();
-      resolve(line.trim());
     });
     lines.once("close", () => reject(new Error("stdin closed before the callback URL")));
   });
@@ -120,7 +120,7 @@ process.stdout.write(
     tokens: {
       token_type: tokens.token_type,
       scope: tokens.scope ?? null,
-      expires_in: tokens.expiresIn() ?? null,
+      expires_in: tokens.expires_in ?? null, // as the server sent it
       has_refresh_token: typeof tokens.refresh_token === "string",
       id_token_header: JSON.parse(
         Buffer.from(tokens.id_token.split(".")[0], "base64url").toString(),
