@@ -120,11 +120,11 @@ class Loopback:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if urlsplit(self.path).path != "/callback":
+                if urlsplit(self.path).path not in ("/callback", "/signed-out"):
                     self.send_error(404)  # the browser's own requests, such as /favicon.ico
                     return
                 received.append(self.path)
-                body = b"<!doctype html><title>Signed in</title><p>You may close this window."
+                body = b"<!doctype html><title>Done</title><p>You may close this window."
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -141,6 +141,15 @@ class Loopback:
     @property
     def redirect_uri(self) -> str:
         return f"http://127.0.0.1:{self.port}/callback"
+
+    @property
+    def post_logout_redirect_uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}/signed-out"
+
+    def last(self, before: int) -> str:
+        """The one request received since there were ``before``, as a full URL."""
+        assert len(self.received) == before + 1, self.received
+        return f"http://127.0.0.1:{self.port}{self.received[-1]}"
 
 
 @pytest.fixture(scope="module")
@@ -190,8 +199,24 @@ def sign_in(browser: Any, loopback: Loopback, authorization_url: str, *, consent
         if consent:
             page.get_by_role("button", name="Allow").click()
         page.wait_for_url(lambda url: url.startswith(loopback.redirect_uri + "?"))
-        assert len(loopback.received) == before + 1, loopback.received
-        received = f"http://127.0.0.1:{loopback.port}{loopback.received[-1]}"
+        received = loopback.last(before)
+        assert received == page.url
+        return received
+    finally:
+        context.close()
+
+
+def visit(browser: Any, loopback: Loopback, url: str) -> str:
+    """The browser goes to ``url``, which sends it to the loopback listener's post-logout
+    URI; the URL it arrived at there."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
+        before = len(loopback.received)
+        page.goto(url)
+        page.wait_for_url(lambda url: url.startswith(loopback.post_logout_redirect_uri))
+        received = loopback.last(before)
         assert received == page.url
         return received
     finally:

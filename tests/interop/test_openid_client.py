@@ -4,7 +4,8 @@ party, in OIDC mode against a real ``keyfob serve``; the person signs in in Chro
 ``node/flow.mjs`` discovers the provider, builds the authorization URL (PKCE S256, nonce,
 state), and after the browser step exchanges the code with the id_token fully validated
 (signature against jwks_uri, iss, aud, azp, nonce, exp, iat), fetches the UserInfo,
-refreshes, introspects and revokes as a confidential client_secret_basic client. The Node
+refreshes, introspects and revokes as a confidential client_secret_basic client, and ends
+a second session with RP-initiated logout (the browser visits the end-session URL). The Node
 project pins openid-client and its dependencies in package-lock.json (``npm ci`` once).
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from ..services import unavailable
-from .conftest import Keyfob, Loopback, sign_in
+from .conftest import Keyfob, Loopback, sign_in, visit
 
 pytestmark = [pytest.mark.browser, pytest.mark.node, pytest.mark.slow]
 
@@ -71,7 +72,7 @@ def run_flow(
     client: tuple[str, str],
     scope: str,
 ) -> dict[str, Any]:
-    """Run node/flow.mjs; sign in when it prints the authorization URL; its report."""
+    """Run node/flow.mjs, doing each browser step it asks for; its report."""
     client_id, secret = client
     env = {
         **os.environ,
@@ -79,6 +80,7 @@ def run_flow(
         "CLIENT_ID": client_id,
         "CLIENT_SECRET": secret,
         "REDIRECT_URI": loopback.redirect_uri,
+        "POST_LOGOUT_REDIRECT_URI": loopback.post_logout_redirect_uri,
         "SCOPE": scope,
     }
     process = subprocess.Popen(
@@ -92,20 +94,27 @@ def run_flow(
     )
     try:
         assert process.stdout is not None and process.stdin is not None
-        first = process.stdout.readline()
-        if not first:
-            _, err = process.communicate(timeout=NODE_TIMEOUT_SECONDS)
-            pytest.fail(f"flow.mjs stopped before the browser step:\n{err}")
-        authorization_url = json.loads(first)["authorization_url"]
-        callback = sign_in(browser, loopback, authorization_url, consent=True)
-        out, err = process.communicate(callback + "\n", timeout=NODE_TIMEOUT_SECONDS)
+        while True:
+            line = process.stdout.readline()
+            if not line:
+                _, err = process.communicate(timeout=NODE_TIMEOUT_SECONDS)
+                pytest.fail(f"flow.mjs exited {process.returncode}:\n{err}")
+            step = json.loads(line)
+            if "report" in step:
+                break
+            if "sign_in" in step:
+                landed = sign_in(browser, loopback, step["sign_in"], consent=True)
+            else:
+                landed = visit(browser, loopback, step["visit"])
+            process.stdin.write(landed + "\n")
+            process.stdin.flush()
+        _, err = process.communicate(timeout=NODE_TIMEOUT_SECONDS)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     assert process.returncode == 0, f"flow.mjs exited {process.returncode}:\n{err}"
-    report: dict[str, Any] = json.loads(out)
-    report["authorization_url"] = authorization_url
+    report: dict[str, Any] = step["report"]
     return report
 
 
@@ -113,9 +122,11 @@ def test_openid_client_oidc_code_flow(
     node: str, keyfob: Keyfob, browser: Any, loopback: Loopback
 ) -> None:
     """Discovery, code + PKCE + nonce with the id_token validated, UserInfo, refresh,
-    introspection and revocation: every check of openid-client passes."""
+    introspection, revocation, and RP-initiated logout of a second sign-in: every check
+    of openid-client passes."""
     client_id, secret = keyfob.add_client(
         "Node portal", "--redirect-uri", loopback.redirect_uri,
+        "--post-logout-redirect-uri", loopback.post_logout_redirect_uri,
         "--scope", "openid profile read", "--auth-method", "client_secret_basic",
     )  # fmt: skip
     assert secret is not None
@@ -156,3 +167,10 @@ def test_openid_client_oidc_code_flow(
         "error": "invalid_token",
         "scheme": "bearer",
     }
+
+    # RP-initiated logout: back at the registered URI with the state; the session ended.
+    logout = report["logout"]
+    assert logout["landed"] == loopback.post_logout_redirect_uri
+    assert logout["state_returned"] is True
+    assert logout["introspection"] == {"active": False}
+    assert logout["refresh"]["error"] == "invalid_grant"

@@ -1,12 +1,13 @@
 // An OpenID Connect relying party built only on openid-client, run against a real
 // `keyfob serve` by tests/interop/test_openid_client.py: no keyfob code here.
 //
-// Input: KEYFOB_ISSUER, CLIENT_ID, CLIENT_SECRET (client_secret_basic), REDIRECT_URI and
-// SCOPE in the environment. The browser step is the Python test's: this script prints one
-// JSON line {"authorization_url": ...}, reads the URL the browser was redirected to from
-// one line of stdin, then runs the rest of the flow and prints one JSON line with what
-// each step returned. Any failure of openid-client's checks exits non-zero with the error
-// on stderr.
+// Input: KEYFOB_ISSUER, CLIENT_ID, CLIENT_SECRET (client_secret_basic), REDIRECT_URI,
+// POST_LOGOUT_REDIRECT_URI and SCOPE in the environment. The browser steps are the Python
+// test's: for each, this script prints one JSON line, {"sign_in": URL} (a person signs in
+// there) or {"visit": URL} (the browser just goes there), and reads the URL the browser
+// ended on at the loopback listener from one line of stdin. Last it prints one JSON line
+// {"report": ...} with what each step returned. Any failure of openid-client's checks
+// exits non-zero with the error on stderr.
 
 import * as readline from "node:readline";
 import * as client from "openid-client";
@@ -17,16 +18,15 @@ const env = (name) => {
   return value;
 };
 
-/** The first line of stdin. */
-const readLine = () =>
-  new Promise((resolve, reject) => {
-    const lines = readline.createInterface({ input: process.stdin });
-    lines.once("line", (line) => {
-      resolve(line.trim()); // before close(), whose "close" event would reject
-      lines.close();
-    });
-    lines.once("close", () => reject(new Error("stdin closed before the callback URL")));
-  });
+const stdin = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+/** Hand a browser step to the test; the URL where the browser ended. */
+const browse = async (step, url) => {
+  process.stdout.write(`${JSON.stringify({ [step]: url.href })}\n`);
+  const { value, done } = await stdin.next();
+  if (done) throw new Error(`stdin closed during the ${step} step`);
+  return new URL(value.trim());
+};
 
 /** What a failing openid-client call said: its error code, the HTTP status, and the
  * server's OAuth error (from the JSON body, or from a WWW-Authenticate challenge). */
@@ -62,28 +62,33 @@ const config = await client.discovery(
   { execute: [client.allowInsecureRequests, client.enableNonRepudiationChecks] },
 );
 
-const codeVerifier = client.randomPKCECodeVerifier();
-const nonce = client.randomNonce();
-const state = client.randomState();
-const authorizationUrl = client.buildAuthorizationUrl(config, {
-  redirect_uri: redirectUri,
-  scope: env("SCOPE"),
-  code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
-  code_challenge_method: "S256",
-  nonce,
-  state,
-});
-process.stdout.write(`${JSON.stringify({ authorization_url: authorizationUrl.href })}\n`);
+/** A sign-in through the authorization endpoint: PKCE S256, nonce, state. */
+const signIn = async () => {
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const nonce = client.randomNonce();
+  const state = client.randomState();
+  const authorizationUrl = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope: env("SCOPE"),
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: "S256",
+    nonce,
+    state,
+  });
+  const callback = await browse("sign_in", authorizationUrl);
+  // Checks state, iss (RFC 9207, as the metadata announces it), PKCE at the token
+  // endpoint, and the id_token: signature, iss, aud, azp, exp, iat, nonce (OIDC Core
+  // §3.1.3.7).
+  const tokens = await client.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: codeVerifier,
+    expectedNonce: nonce,
+    expectedState: state,
+    idTokenExpected: true,
+  });
+  return { authorizationUrl, callback, nonce, tokens };
+};
 
-const callback = new URL(await readLine());
-// Checks state, iss (RFC 9207, as the metadata announces it), PKCE at the token endpoint,
-// and the id_token: signature, iss, aud, azp, exp, iat, nonce (OIDC Core §3.1.3.7).
-const tokens = await client.authorizationCodeGrant(config, callback, {
-  pkceCodeVerifier: codeVerifier,
-  expectedNonce: nonce,
-  expectedState: state,
-  idTokenExpected: true,
-});
+const { authorizationUrl, callback, nonce, tokens } = await signIn();
 const idClaims = tokens.claims();
 // The UserInfo response's sub must equal the id_token's (OIDC Core §5.3.2).
 const userinfo = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub);
@@ -103,9 +108,29 @@ const afterRevocation = {
   userinfo: await failure(client.fetchUserInfo(config, refreshed.access_token, idClaims.sub)),
 };
 
+// RP-initiated logout of a second sign-in: the browser goes to the end-session endpoint
+// with the id_token as the hint and comes back to the registered post-logout URI.
+const second = await signIn();
+const logoutState = client.randomState();
+const landed = await browse(
+  "visit",
+  client.buildEndSessionUrl(config, {
+    id_token_hint: second.tokens.id_token,
+    post_logout_redirect_uri: env("POST_LOGOUT_REDIRECT_URI"),
+    state: logoutState,
+  }),
+);
+const logout = {
+  state_returned: landed.searchParams.get("state") === logoutState,
+  landed: landed.origin + landed.pathname,
+  introspection: await client.tokenIntrospection(config, second.tokens.access_token),
+  refresh: await failure(client.refreshTokenGrant(config, second.tokens.refresh_token)),
+};
+
 const server = config.serverMetadata();
 process.stdout.write(
-  `${JSON.stringify({
+  `${JSON.stringify({ report: {
+    authorization_url: authorizationUrl.href,
     nonce,
     callback: Object.fromEntries(callback.searchParams),
     metadata: {
@@ -135,5 +160,7 @@ process.stdout.write(
     },
     introspected,
     after_revocation: afterRevocation,
-  })}\n`,
+    logout,
+  } })}\n`,
 );
+stdin.return();
