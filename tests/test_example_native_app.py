@@ -2,10 +2,8 @@
 
 The checks the app makes on the redirect run offline. The whole flow runs against a real
 ``keyfob serve``: the client is registered with the exact ``keyfob clients add`` command
-of the how-to, and a stand-in for the system browser fills keyfob's login page with plain
-form posts (the page contract: a POST form with ``username`` and ``password``, its hidden
-fields sent back as they came, a consent form with ``decision=allow``, then a 303 to the
-redirect URI).
+of the how-to, and a stand-in for the system browser signs in on keyfob's pages with
+plain form posts (``tests/oauth_pages.py``).
 """
 
 from __future__ import annotations
@@ -19,15 +17,15 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import pytest
 
 from .conftest import PASSWORD
+from .oauth_pages import sign_in
 from .server.uvicorn_process import UvicornProcess
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "native_app_loopback.py"
@@ -128,40 +126,6 @@ def test_no_redirect_in_time_is_an_error(app: ModuleType) -> None:
 # The whole flow against keyfob serve.
 
 
-class Forms(HTMLParser):
-    """The forms of a page: each one's action, method and fields (hidden and otherwise)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, object]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get"),
-                               "fields": {}, "buttons": []})  # fmt: skip
-        elif self.forms and tag == "input" and "name" in a:
-            fields = self.forms[-1]["fields"]
-            assert isinstance(fields, dict)
-            fields[a["name"]] = a.get("value", "")
-        elif self.forms and tag == "button" and "name" in a:
-            buttons = self.forms[-1]["buttons"]
-            assert isinstance(buttons, list)
-            buttons.append((a["name"], a.get("value", "")))
-
-
-def post_form(client: httpx.Client, page: httpx.Response, **values: str) -> httpx.Response:
-    """Submit the page's POST form as a browser would: its fields, some filled in."""
-    parser = Forms()
-    parser.feed(page.text)
-    forms = [f for f in parser.forms if str(f["method"]).lower() == "post"]
-    assert len(forms) == 1, page.text
-    fields = forms[0]["fields"]
-    assert isinstance(fields, dict)
-    target = urljoin(str(page.url), str(forms[0]["action"])) if forms[0]["action"] else page.url
-    return client.post(target, data={**fields, **values})
-
-
 class Browser:
     """Stands in for the system browser: signs in on keyfob's page and, when keyfob
     redirects, follows the redirect to the app's loopback listener."""
@@ -180,12 +144,7 @@ class Browser:
     def _run(self, url: str) -> None:
         try:
             with httpx.Client(timeout=10) as c:
-                page = c.get(url)
-                assert page.status_code == 200, page.text
-                answer = post_form(c, page, username=self.username, password=self.password)
-                if answer.status_code == 200 and 'value="allow"' in answer.text:
-                    answer = post_form(c, answer, decision="allow")  # the consent page
-                self.answer = answer
+                self.answer = answer = sign_in(c, url, self.username, self.password)
                 if answer.status_code == 303:
                     c.get(answer.headers["location"])  # the app's loopback listener
         except BaseException as exc:  # re-raised by join(), in the test
