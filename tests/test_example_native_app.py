@@ -160,10 +160,12 @@ class Browser:
         return self.answer
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[UvicornProcess]:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UvicornProcess]:
+    """One server for the module: each test signs in anew, so they share nothing else."""
     # No grace window: a spent refresh token is reuse at once, as the how-to describes.
-    with UvicornProcess(tmp_path, serve=True, env={"KEYFOB_GRACE": "0"}) as s:
+    directory = tmp_path_factory.mktemp("native-app")
+    with UvicornProcess(directory, serve=True, env={"KEYFOB_GRACE": "0"}) as s:
         done = subprocess.run(
             [sys.executable, "-m", "keyfob.cli", *REGISTER],
             env=s.env,
