@@ -38,6 +38,7 @@ from .conftest import PASSWORD
 from .oauth_pages import sign_in
 from .server.uvicorn_process import SECRET
 from .services import free_port, require_binary
+from .test_example_native_app import documented_commands
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +56,15 @@ CORS_ORIGINS = "https://app.example.org"
 #: Shorter than the SPA's 30 s margin: every API call of the page's code refreshes first.
 ACCESS_TTL = "20"
 NODE_TIMEOUT = 60
+
+
+def test_the_page_configures_keyfob_as_this_test_does() -> None:
+    """The page's ``keyfob clients add`` and ``KEYFOB_CORS_ORIGINS`` are the ones run here."""
+    register, serve = documented_commands(PAGE, "keyfob") + documented_commands(
+        PAGE, f"KEYFOB_CORS_ORIGINS={CORS_ORIGINS}"
+    )
+    assert register == ["keyfob", *REGISTER]
+    assert serve[:3] == [f"KEYFOB_CORS_ORIGINS={CORS_ORIGINS}", "keyfob", "serve"]
 
 
 def spa_module(issuer: str) -> str:

@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -28,7 +29,9 @@ from .conftest import PASSWORD
 from .oauth_pages import sign_in
 from .server.uvicorn_process import UvicornProcess
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "native_app_loopback.py"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "native_app_loopback.py"
+HOW_TO = ROOT / "docs" / "howto" / "native-app.md"
 ISSUER = "https://auth.example.com"
 #: The command docs/howto/native-app.md gives, word for word.
 REGISTER = [
@@ -44,6 +47,18 @@ def app() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def documented_commands(page: Path, program: str) -> list[list[str]]:
+    """The shell commands of a page's ``sh`` blocks that start with ``program``."""
+    blocks = re.findall(r"^```sh\n(.*?)^```$", page.read_text(), re.DOTALL | re.MULTILINE)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [shlex.split(line) for line in lines if line.startswith(program + " ")]
+
+
+def test_the_how_to_registers_the_client_as_this_test_does() -> None:
+    """The first ``keyfob clients add`` of the how-to is the one run here, word for word."""
+    assert documented_commands(HOW_TO, "keyfob")[0] == ["keyfob", *REGISTER]
 
 
 def callback(**params: str) -> str:
