@@ -25,8 +25,8 @@ const readLine = () =>
   new Promise((resolve, reject) => {
     const lines = readline.createInterface({ input: process.stdin });
     lines.once("line", (line) => {
+      resolve(line.trim()); // before close(), whose "close" event would reject
       lines.close();
-      resolve(line.trim());
     });
     lines.once("close", () => reject(new Error("stdin closed before the callback URL")));
   });
