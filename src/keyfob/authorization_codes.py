@@ -52,7 +52,7 @@ __all__ = ["AuthorizationCodes"]
 logger = logging.getLogger("keyfob")
 
 #: Starts a session: (user_id, client_id, scope, device) -> its first tokens.
-SessionIssuer = Callable[[str, str, str, DeviceInfo | None], Awaitable[TokenPair]]
+SessionIssuer = Callable[[str, str, str, DeviceInfo | None, float], Awaitable[TokenPair]]
 #: Revokes one session for a reason; True if this call revoked it.
 SessionRevoker = Callable[[str, RevokeReason], Awaitable[bool]]
 #: Looks up a registered client (the built-in first-party one included).
@@ -161,7 +161,9 @@ class AuthorizationCodes:
             ):
                 await self._reused(record, digest)
             raise
-        pair = await self._issue(record.user_id, record.client_id, record.scope, device)
+        pair = await self._issue(
+            record.user_id, record.client_id, record.scope, device, record.auth_time
+        )
         sid = pair.session.sid
         if not await self._store.use_authorization_code(digest, now=self._clock.now(), sid=sid):
             # Another exchange of this code got in first: the tokens just made are not

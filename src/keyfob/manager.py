@@ -704,9 +704,16 @@ class SessionManager:
             await self.revocation_feed.publish(sids)
 
     async def _issue_for_code(
-        self, user_id: str, client_id: str, scope: str, device: DeviceInfo | None
+        self,
+        user_id: str,
+        client_id: str,
+        scope: str,
+        device: DeviceInfo | None,
+        auth_time: float,
     ) -> TokenPair:
-        return await self.sessions.issue(user_id, client_id=client_id, scope=scope, device=device)
+        return await self.sessions.issue(
+            user_id, client_id=client_id, scope=scope, device=device, auth_time=auth_time
+        )
 
     async def _revoke_for_code(self, sid: str, reason: RevokeReason) -> bool:
         return await self.sessions.revoke_session(sid, reason=reason)

@@ -90,8 +90,12 @@ class Sessions:
         client_id: str = "keyfob",
         scope: str = "",
         device: DeviceInfo | None = None,
+        auth_time: float | None = None,
     ) -> TokenPair:
-        """Start a session for an authenticated user: its first refresh and access tokens."""
+        """Start a session for an authenticated user: its first refresh and access tokens.
+
+        ``auth_time``: when the user signed in, if before now (a code grant's sign-in).
+        """
         now = self._clock.now()
         secret = new_secret()
         session = lifecycle.new_session(
@@ -103,6 +107,7 @@ class Sessions:
             now=now,
             lifetimes=self.lifetimes,
             device=clean_device(device),
+            auth_time=auth_time,
         )
         await self._store.create_session(session)
         return self._pair(session, secret, now)

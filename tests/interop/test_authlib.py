@@ -278,11 +278,6 @@ def test_authlib_validates_the_id_token(
             assert again[claim] == first[claim], claim
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keyfob bug: a refreshed id_token's auth_time is the session's creation (the "
-    "code exchange), not the sign-in; OIDC Core §12.2 says it MUST be the sign-in's",
-)
 def test_a_refreshed_id_token_keeps_the_sign_in_time(
     keyfob: Keyfob,
     jwks: KeySet,

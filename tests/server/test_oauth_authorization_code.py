@@ -12,6 +12,9 @@ from urllib.parse import quote
 import httpx
 import jwt
 import pytest
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt as jrfc_jwt
+from joserfc.jwk import KeySet
 from starlette.applications import Starlette
 
 from keyfob.core.authorization_codes import CODE_TTL, s256_challenge
@@ -36,9 +39,12 @@ class Fixture:
     """An app with a public client (PKCE), a confidential client that may skip PKCE,
     another public client, and a refresh-only confidential client."""
 
-    def __init__(self, http: httpx.AsyncClient, manager: SessionManager) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, manager: SessionManager, clock: FrozenClock
+    ) -> None:
         self.http = http
         self.manager = manager
+        self.clock = clock
         self.secrets: dict[str, str] = {}
 
     async def setup(self) -> None:
@@ -101,9 +107,9 @@ class Fixture:
 
 
 @pytest.fixture
-async def fx(app: Starlette) -> AsyncIterator[Fixture]:
+async def fx(app: Starlette, clock: FrozenClock) -> AsyncIterator[Fixture]:
     async with running(app) as client:
-        fixture = Fixture(client, app.state.manager)
+        fixture = Fixture(client, app.state.manager, clock)
         await fixture.setup()
         yield fixture
 
@@ -122,7 +128,14 @@ async def test_a_public_client_exchanges_a_code_with_pkce(fx: Fixture) -> None:
     r = await fx.exchange(await fx.code(), headers={"User-Agent": "MobileApp/2"})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
+    assert set(body) == {
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "scope",
+        "id_token",  # the scope has openid
+    }
     assert body["token_type"] == "Bearer" and body["scope"] == "openid read"
     assert r.headers["cache-control"] == "no-store"
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
@@ -140,6 +153,52 @@ async def test_a_public_client_exchanges_a_code_with_pkce(fx: Fixture) -> None:
         },
     )
     assert r.status_code == 200, r.text
+
+
+async def test_the_code_grant_answers_with_the_codes_id_token(fx: Fixture) -> None:
+    """OIDC Core §3.1.3.3: with openid in the scope the answer carries an id_token signed
+    with a published key, for the client, with the code's nonce and sign-in time and the
+    at_hash of the access token beside it; Authlib's code-flow checks pass."""
+    signed_in = fx.manager.clock.now()
+    code = await fx.code()
+    fx.clock.advance(CODE_TTL / 2)  # the exchange comes later than the sign-in
+    r = await fx.exchange(code)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    jwks = KeySet.import_key_set((await fx.http.get("/.well-known/jwks.json")).json())
+    decoded = jrfc_jwt.decode(body["id_token"], jwks)
+    claims = decoded.claims
+    assert claims["sub"] == "user-1" and claims["aud"] == claims["azp"] == "mobile"
+    assert claims["nonce"] == "nonce-1" and claims["auth_time"] == int(signed_in)
+    [session] = await fx.manager.list_sessions("user-1")
+    assert claims["sid"] == session.sid
+    CodeIDToken(
+        claims,
+        decoded.header,
+        options={"aud": {"value": "mobile"}, "nonce": {"value": "nonce-1"}},
+        params={"client_id": "mobile", "nonce": "nonce-1", "access_token": body["access_token"]},
+    ).validate(now=int(fx.manager.clock.now()))
+
+    # OIDC Core §12.2: a refreshed id_token names the same sign-in, and has no nonce.
+    fx.clock.advance(3600)
+    r = await fx.http.post(
+        TOKEN,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": body["refresh_token"],
+            "client_id": "mobile",
+        },
+    )
+    assert r.status_code == 200, r.text
+    again = jrfc_jwt.decode(r.json()["id_token"], jwks).claims
+    assert again["auth_time"] == int(signed_in) and "nonce" not in again
+    assert again["sid"] == session.sid
+
+
+async def test_no_id_token_without_openid_in_the_codes_scope(fx: Fixture) -> None:
+    r = await fx.exchange(await fx.code(scope="read"))
+    assert r.status_code == 200, r.text
+    assert "id_token" not in r.json() and r.json()["scope"] == "read"
 
 
 async def test_a_confidential_client_exchanges_a_code(fx: Fixture) -> None:

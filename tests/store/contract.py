@@ -604,6 +604,19 @@ class StoreContract(ClientRegistryContract, AuthorizationCodeContract):
         assert got == session
         assert got is not None and got.revoked
 
+    async def test_a_sessions_sign_in_time_survives_rotation(self, store: Store) -> None:
+        """auth_time (migration 0007), a sign-in before the session began, reads back and
+        is kept by each rotation, so every id_token names the same sign-in."""
+        session = make_session(auth_time=NOW - 42.5)
+        await store.create_session(session)
+        assert await store.get_session("s1") == session
+        rotated = await store.rotate(
+            "s1", counter=0, secret_hash=SECRET_HASH, now=NOW + 60, idle_ttl=IDLE_TTL
+        )
+        assert rotated is not None and rotated.auth_time == NOW - 42.5
+        assert rotated.signed_in_at == NOW - 42.5
+        assert make_session().signed_in_at == NOW  # none given: the session's creation
+
     async def test_duplicate_sid_is_refused(self, store: Store) -> None:
         """Creating a session with a taken sid raises StoreIntegrityError, overwriting nothing."""
         await store.create_session(make_session("s1"))

@@ -345,7 +345,7 @@ async def test_rotate_is_one_statement_without_a_transaction(
         rotations, closing = statements[:2], statements[2]
         for statement in rotations:
             assert statement.startswith("UPDATE sessions SET counter = counter + 1")
-            assert statement.endswith("revoked_reason")  # … RETURNING <columns>
+            assert statement.endswith("revoked_reason, auth_time")  # … RETURNING <columns>
             assert "RETURNING" in statement
         assert closing.startswith("SELECT sid, user_id")
     finally:

@@ -54,8 +54,10 @@ def new_session(
     now: float,
     lifetimes: Lifetimes,
     device: DeviceInfo,
+    auth_time: float | None = None,
 ) -> Session:
-    """A fresh session whose first refresh token has counter 0."""
+    """A fresh session whose first refresh token has counter 0; ``auth_time`` when the user
+    signed in before ``now`` (:attr:`Session.auth_time`)."""
     absolute = now + lifetimes.absolute
     return Session(
         sid=sid,
@@ -70,6 +72,7 @@ def new_session(
         idle_expires_at=idle_deadline(now, absolute, lifetimes),
         absolute_expires_at=absolute,
         device=device,
+        auth_time=auth_time,
     )
 
 

@@ -98,10 +98,20 @@ class Session:
     device: DeviceInfo = DeviceInfo()
     revoked_at: float | None = None
     revoked_reason: str | None = None
+    #: When the user proved who they are, if that was before the session began: a
+    #: code grant's sign-in on the authorization page comes up to the code's lifetime
+    #: before the exchange. None: at ``created_at`` (a login at ``/auth/login``).
+    auth_time: float | None = None
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @property
+    def signed_in_at(self) -> float:
+        """When the user signed in: an id_token's ``auth_time`` for the session's whole
+        life, refreshes included (OpenID Connect Core §12.2)."""
+        return self.created_at if self.auth_time is None else self.auth_time
 
     def expires_at(self) -> float:
         """When the session ends if nothing refreshes it."""

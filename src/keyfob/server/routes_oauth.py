@@ -104,9 +104,7 @@ class OAuthRoutes:
             scope=form.get("scope"),
         )
         # OIDC Core §12.2: no nonce on a refresh (there is no authorization request).
-        return token_response(
-            self._with_id_token(_token_body(pair), pair, nonce=None, auth_time=None)
-        )
+        return token_response(self._with_id_token(_token_body(pair), pair, nonce=None))
 
     def _with_id_token(
         self,
@@ -114,14 +112,14 @@ class OAuthRoutes:
         pair: TokenPair,
         *,
         nonce: str | None,
-        auth_time: float | None,
     ) -> dict[str, object]:
-        """``body`` with an ``id_token`` when the session is an OpenID Connect one."""
+        """``body`` with an ``id_token`` when the session is an OpenID Connect one; its
+        auth_time is the sign-in, on the code's exchange and every refresh after."""
         if has_openid(pair.session.scope):
             body["id_token"] = self.manager.mint_id_token(
                 pair.session,
                 nonce=nonce,
-                auth_time=pair.session.created_at if auth_time is None else auth_time,
+                auth_time=pair.session.signed_in_at,
                 access_token=pair.access_token,
             )
         return body
@@ -149,11 +147,7 @@ class OAuthRoutes:
             ),
         )
         body = _token_body(exchange.pair)
-        return token_response(
-            self._with_id_token(
-                body, exchange.pair, nonce=exchange.nonce, auth_time=exchange.auth_time
-            )
-        )
+        return token_response(self._with_id_token(body, exchange.pair, nonce=exchange.nonce))
 
     async def revoke(self, request: Request) -> Response:
         form = await read_form(request)

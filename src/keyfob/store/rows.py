@@ -47,7 +47,7 @@ Row = Iterable[Any]
 SESSION_COLUMNS: Final = (
     "sid, user_id, client_id, scope, secret_hash, counter, created_at, last_used_at, "
     "rotated_at, idle_expires_at, absolute_expires_at, user_agent, ip, revoked_at, "
-    "revoked_reason"
+    "revoked_reason, auth_time"
 )
 USER_COLUMNS: Final = "id, username, password_hash, created_at"
 EVENT_COLUMNS: Final = "id, kind, at, user_id, sid, ip, detail"
@@ -91,6 +91,7 @@ def session(row: Row, checked: bool = False) -> Session:
         ip,
         revoked_at,
         revoked_reason,
+        auth_time,
     ) = row
     if checked:
         if not isinstance(secret_hash, bytes) or not isinstance(counter, int):
@@ -104,6 +105,8 @@ def session(row: Row, checked: bool = False) -> Session:
             rotated_at = float(rotated_at)
         if revoked_at is not None:
             revoked_at = float(revoked_at)
+        if auth_time is not None:
+            auth_time = float(auth_time)
     return Session(
         sid=sid,
         user_id=user_id,
@@ -119,6 +122,7 @@ def session(row: Row, checked: bool = False) -> Session:
         device=DeviceInfo(user_agent=user_agent, ip=ip),
         revoked_at=revoked_at,
         revoked_reason=revoked_reason,
+        auth_time=auth_time,
     )
 
 
@@ -140,6 +144,7 @@ def session_values(s: Session) -> tuple[Any, ...]:
         s.device.ip,
         s.revoked_at,
         s.revoked_reason,
+        s.auth_time,
     )
 
 

@@ -28,7 +28,7 @@ PURGE_LOCK: Final = (0x6B6579666F62 << 16) | 2
 
 INSERT_SESSION: Final = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    f"VALUES ({', '.join(f'${i}' for i in range(1, SESSION_COLUMNS.count(',') + 2))})"
 )
 SELECT_SESSION: Final = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = $1"
 
