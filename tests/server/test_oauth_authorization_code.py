@@ -102,6 +102,17 @@ class Fixture:
             TOKEN, data={k: v for k, v in data.items() if v}, headers=headers
         )
 
+    async def refresh(self, refresh_token: str) -> httpx.Response:
+        """The refresh grant for the public client "mobile"."""
+        return await self.http.post(
+            TOKEN,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": "mobile",
+            },
+        )
+
     def auth(self, client_id: str) -> dict[str, str]:
         return basic(client_id, self.secrets[client_id])
 
@@ -144,14 +155,7 @@ async def test_a_public_client_exchanges_a_code_with_pkce(fx: Fixture) -> None:
     assert me.status_code == 200, me.text
     [session] = await fx.manager.list_sessions("user-1")
     assert session.device.user_agent == "MobileApp/2"
-    r = await fx.http.post(
-        TOKEN,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": body["refresh_token"],
-            "client_id": "mobile",
-        },
-    )
+    r = await fx.refresh(body["refresh_token"])
     assert r.status_code == 200, r.text
 
 
@@ -181,14 +185,7 @@ async def test_the_code_grant_answers_with_the_codes_id_token(fx: Fixture) -> No
 
     # OIDC Core §12.2: a refreshed id_token names the same sign-in, and has no nonce.
     fx.clock.advance(3600)
-    r = await fx.http.post(
-        TOKEN,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": body["refresh_token"],
-            "client_id": "mobile",
-        },
-    )
+    r = await fx.refresh(body["refresh_token"])
     assert r.status_code == 200, r.text
     again = jrfc_jwt.decode(r.json()["id_token"], jwks).claims
     assert again["auth_time"] == int(signed_in) and "nonce" not in again
@@ -220,14 +217,7 @@ async def test_a_reused_code_revokes_what_it_issued(fx: Fixture) -> None:
     tokens = first.json()
     again = await fx.exchange(code)
     assert_error(again, 400, "invalid_grant", "already used")
-    r = await fx.http.post(
-        TOKEN,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": "mobile",
-        },
-    )
+    r = await fx.refresh(tokens["refresh_token"])
     assert_error(r, 400, "invalid_grant")
     me = await fx.http.get("/auth/me", headers=bearer(tokens["access_token"]))
     assert me.status_code == 401
